@@ -1,0 +1,1 @@
+"""Organizations, users, memberships, API tokens, and the authenticated request context."""

@@ -1,0 +1,91 @@
+"""Users and their memberships; the only place that answers "which role does this user have here"."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from fleetprompt.accounts.organizations import get_organization
+from fleetprompt.accounts.passwords import hash_password
+from fleetprompt.db.engine import Database
+from fleetprompt.errors import Conflict, InvalidInput, NotFound
+from fleetprompt.models.base import utcnow
+from fleetprompt.models.tenancy import Membership, MembershipStatus, Role, User
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if len(email) > 320 or not EMAIL_PATTERN.fullmatch(email):
+        raise InvalidInput(f"invalid email address {email!r}")
+    return email
+
+
+def parse_role(role: str) -> Role:
+    if role not in Role.__members__:
+        raise InvalidInput(f"role must be one of owner, admin, member (got {role!r})")
+    return Role(role)
+
+
+def add_user(db: Database, email: str, org_slug: str, role: str, password: str, name: str | None = None) -> User:
+    """Create the user if new and give them a membership; a second membership in the same org is a conflict."""
+    email = normalize_email(email)
+    member_role = parse_role(role)
+    org = get_organization(db, org_slug)
+    try:
+        with db.transaction() as session:
+            user = session.exec(select(User).where(User.email == email)).first()
+            if user is None:
+                user = User(email=email, password_hash=hash_password(password), name=name)
+                session.add(user)
+                session.flush()
+            elif session.exec(
+                select(Membership.id).where(Membership.org_id == org.id, Membership.user_id == user.id)
+            ).first():
+                raise Conflict(f"duplicate email: {email} already belongs to organization {org.slug!r}")
+            session.add(Membership(org_id=org.id, user_id=user.id, role=member_role.value))
+    except IntegrityError:
+        raise Conflict(f"duplicate email: {email} already exists") from None
+    return user
+
+
+def get_user_by_email(db: Database, email: str) -> User:
+    email = normalize_email(email)
+    with Session(db.engine) as session:
+        user = session.exec(select(User).where(User.email == email)).first()
+    if user is None:
+        raise NotFound(f"unknown user {email!r}")
+    return user
+
+
+def role_of(db: Database, org_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
+    """The user's role in the org, or None when they have no active membership."""
+    with Session(db.engine) as session:
+        membership = session.exec(
+            select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+        ).first()
+    if membership is None or membership.status != MembershipStatus.active.value:
+        return None
+    return Role(membership.role)
+
+
+def set_membership(
+    db: Database, org_id: uuid.UUID, user_id: uuid.UUID, *, role: str | None = None, status: str | None = None
+) -> None:
+    with db.transaction() as session:
+        membership = session.exec(
+            select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+        ).first()
+        if membership is None:
+            raise NotFound("no such membership")
+        if role is not None:
+            membership.role = parse_role(role).value
+        if status is not None:
+            if status not in MembershipStatus.__members__:
+                raise InvalidInput("status must be active or disabled")
+            membership.status = status
+        membership.updated_at = utcnow()

@@ -1,0 +1,139 @@
+"""Engines and transactions: one shared engine, tenant binding by schema (PostgreSQL) or file (SQLite)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from fleetprompt.config import Settings
+from fleetprompt.db.tenancy import schema_name, sqlite_path
+from fleetprompt.models.base import TENANT_SCHEMA
+
+_AFTER_COMMIT = "fleetprompt.after_commit"
+SQLITE_ENGINE_CACHE = 256
+
+
+def _configure_sqlite(engine: Engine) -> Engine:
+    """WAL, a busy timeout and BEGIN IMMEDIATE, so concurrent writers queue instead of failing."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _sqlite_engine(path: Path, *, create: bool) -> Engine:
+    mode = "rwc" if create else "rw"
+    url = f"sqlite:///file:{path.resolve()}?mode={mode}&uri=true"
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    return _configure_sqlite(engine)
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the transaction opened by Database.transaction() has committed."""
+    callbacks = session.info.get(_AFTER_COMMIT)
+    if callbacks is None:
+        raise RuntimeError("on_commit needs a session opened with Database.transaction()")
+    callbacks.append(callback)
+
+
+class Database:
+    """Owns the engines. A tenant is always named by a validated slug, never by caller-supplied SQL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.effective_database_url
+        self.dialect = make_url(self.url).get_backend_name()
+        self._lock = threading.Lock()
+        self._tenant_engines: OrderedDict[str, Engine] = OrderedDict()
+        if self.dialect == "sqlite":
+            db_path = Path(make_url(self.url).database or "")
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            settings.tenants_dir.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(db_path, create=True)
+        else:
+            self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def tenant_engine(self, slug: str) -> Engine:
+        """The engine whose `tenant` placeholder schema points at this tenant's storage."""
+        if self.is_postgres:
+            return self.engine.execution_options(schema_translate_map={TENANT_SCHEMA: schema_name(slug)})
+        with self._lock:
+            engine = self._tenant_engines.get(slug)
+            if engine is not None:
+                self._tenant_engines.move_to_end(slug)
+                return engine
+        path = sqlite_path(self.settings.tenants_dir, slug)
+        engine = _sqlite_engine(path, create=False).execution_options(schema_translate_map={TENANT_SCHEMA: None})
+        with self._lock:
+            existing = self._tenant_engines.get(slug)
+            if existing is not None:
+                engine.engine.dispose()
+                return existing
+            self._tenant_engines[slug] = engine
+            while len(self._tenant_engines) > SQLITE_ENGINE_CACHE:
+                _, evicted = self._tenant_engines.popitem(last=False)
+                evicted.engine.dispose()
+        return engine
+
+    def tenant_file_engine(self, slug: str) -> Engine:
+        """A SQLite engine that may create the tenant's file (used only when creating the tenant)."""
+        return _sqlite_engine(sqlite_path(self.settings.tenants_dir, slug), create=True)
+
+    @contextmanager
+    def transaction(self, slug: str | None = None) -> Iterator[Session]:
+        """One transaction on the shared tables (slug=None) or on a tenant; on_commit callbacks run after it."""
+        engine = self.engine if slug is None else self.tenant_engine(slug)
+        callbacks: list[Callable[[], None]] = []
+        with Session(engine, expire_on_commit=False) as session:
+            session.info[_AFTER_COMMIT] = callbacks
+            with session.begin():
+                yield session
+        for callback in callbacks:
+            callback()
+
+    def forget_tenant(self, slug: str) -> None:
+        with self._lock:
+            engine = self._tenant_engines.pop(slug, None)
+        if engine is not None:
+            engine.engine.dispose()
+
+    def dispose(self) -> None:
+        with self._lock:
+            engines = list(self._tenant_engines.values())
+            self._tenant_engines.clear()
+        for engine in engines:
+            engine.engine.dispose()
+        self.engine.dispose()
+
+
+def dialect_insert(session: Session) -> Any:
+    """The dialect's `insert` (with on_conflict_do_nothing) for the session's backend."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert

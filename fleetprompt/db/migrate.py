@@ -1,0 +1,85 @@
+"""Apply the Alembic trees: shared tables once, tenant tables per tenant (schema or file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+from sqlmodel import Session, select
+
+from fleetprompt.db.engine import Database
+from fleetprompt.db.tenancy import schema_name, sqlite_path
+from fleetprompt.models.tenancy import Organization
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _upgrade(tree: str, connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS / tree))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def upgrade_shared(db: Database) -> None:
+    with db.engine.begin() as connection:
+        _upgrade("shared", connection)
+
+
+def upgrade_tenant(db: Database, slug: str, connection: Connection | None = None) -> None:
+    """Create the tenant's storage if needed and bring it to head.
+
+    On PostgreSQL, pass `connection` to make this part of a larger transaction (DDL is transactional there).
+    """
+    if db.is_postgres:
+        schema = schema_name(slug)
+        if connection is None:
+            with db.engine.begin() as own:
+                _upgrade_pg_schema(own, schema)
+        else:
+            _upgrade_pg_schema(connection, schema)
+        return
+    engine = db.tenant_file_engine(slug)
+    try:
+        with engine.begin() as own:
+            _upgrade("tenant", own)
+    finally:
+        engine.dispose()
+
+
+def _upgrade_pg_schema(connection: Connection, schema: str) -> None:
+    connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    previous = connection.exec_driver_sql("SHOW search_path").scalar_one()
+    connection.exec_driver_sql(f'SET search_path TO "{schema}"')
+    try:
+        _upgrade("tenant", connection)
+    finally:
+        connection.exec_driver_sql(f"SET search_path TO {previous}")
+
+
+def drop_tenant_storage(db: Database, slug: str, connection: Connection | None = None) -> None:
+    """Remove a tenant's storage (used to undo a failed creation)."""
+    if db.is_postgres:
+        sql = f'DROP SCHEMA IF EXISTS "{schema_name(slug)}" CASCADE'
+        if connection is None:
+            with db.engine.begin() as own:
+                own.exec_driver_sql(sql)
+        else:
+            connection.exec_driver_sql(sql)
+        return
+    db.forget_tenant(slug)
+    path = sqlite_path(db.settings.tenants_dir, slug)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def upgrade_all(db: Database) -> list[str]:
+    """`fleetprompt db upgrade`: shared tables, then every tenant. Returns the tenants migrated."""
+    upgrade_shared(db)
+    with Session(db.engine) as session:
+        slugs = list(session.exec(select(Organization.slug).order_by(Organization.slug)).all())
+    for slug in slugs:
+        upgrade_tenant(db, slug)
+    return slugs

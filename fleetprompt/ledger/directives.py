@@ -1,0 +1,611 @@
+"""Directives: persisted, idempotent, role-checked intent, and every state change of their lifecycle.
+
+awaiting_approval -> requested -> running -> succeeded | failed | canceled. Each step is a conditional
+UPDATE plus its `directive.*` signal in one transaction, so a duplicate or late caller changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import and_, case, or_, update
+from sqlmodel import Session, col, func, select
+
+from fleetprompt.accounts.context import Actor, ActorKind, OrgRef, RequestContext
+from fleetprompt.accounts.users import role_of
+from fleetprompt.config import Settings
+from fleetprompt.db.engine import Database, dialect_insert, on_commit
+from fleetprompt.errors import Forbidden, IdempotencyKeyReused, InvalidInput, InvalidState, NotFound
+from fleetprompt.ledger.dispatch import Dispatcher
+from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor, parse_time
+from fleetprompt.ledger.registry import DirectiveRegistry, DirectiveType, directive_types
+from fleetprompt.ledger.signals import (
+    SESSION_DISPATCHER,
+    SESSION_TENANT,
+    SignalDraft,
+    emit,
+    ensure_no_secrets,
+)
+from fleetprompt.models.base import utcnow, uuid7
+from fleetprompt.models.ledger import Directive, DirectiveStatus
+from fleetprompt.models.tenancy import Role
+
+S = DirectiveStatus
+PENDING = (S.awaiting_approval.value, S.requested.value, S.running.value)
+MAX_KEY_LENGTH = 200
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Filed:
+    directive: Directive
+    created: bool
+
+
+class DirectiveFilter(BaseModel):
+    status: str | None = None
+    name: str | None = None
+    subject_type: str | None = None
+    subject_id: str | None = None
+    requested_by: str | None = None
+
+
+def args_hash(name: str, payload: dict[str, Any]) -> str:
+    canonical = json.dumps({"name": name, "payload": payload}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "payload"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+class DirectiveLedger:
+    def __init__(
+        self,
+        db: Database,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        registry: DirectiveRegistry = directive_types,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.registry = registry
+        self.clock = clock
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Session]:
+        """A tenant transaction whose emitted signals wake fanout after commit."""
+        with self.db.transaction(tenant) as session:
+            session.info[SESSION_TENANT] = tenant
+            session.info[SESSION_DISPATCHER] = self.dispatcher
+            yield session
+
+    def role(self, org: OrgRef, actor: Actor) -> Role:
+        """The actor's current role, read from memberships (never from the request)."""
+        if actor.kind in (ActorKind.operator, ActorKind.system):
+            return Role.owner
+        user_id = actor.user_id
+        role = role_of(self.db, org.id, user_id) if user_id else None
+        if role is None:
+            raise Forbidden(f"{actor.kind} {actor.id} is not an active member of organization {org.slug!r}")
+        return role
+
+    def require_role(self, ctx: RequestContext, needed: Role, action: str) -> Role:
+        role = self.role(ctx.org, ctx.actor)
+        if not role.allows(needed):
+            raise Forbidden(f"{action} needs the {needed.value} role; you are {role.value} in {ctx.org.slug!r}")
+        return role
+
+    def _type(self, name: str) -> DirectiveType:
+        directive_type = self.registry.find(name)
+        if directive_type is None:
+            raise InvalidInput(f"unknown directive type {name!r}")
+        return directive_type
+
+    def _signal(
+        self,
+        session: Session,
+        directive: Directive,
+        event: str,
+        actor: Actor,
+        extra: dict[str, Any] | None = None,
+        suffix: str = "",
+    ) -> None:
+        emit(
+            session,
+            SignalDraft(
+                name=f"directive.{event}",
+                source=actor.via[:64],
+                payload={
+                    "directive": directive.name,
+                    "status": directive.status,
+                    "subject_type": directive.subject_type,
+                    "subject_id": directive.subject_id,
+                    **(extra or {}),
+                },
+                dedupe_key=f"directive.{event}:{directive.id}:r{directive.run_number}{suffix}",
+                actor_type=actor.kind.value,
+                actor_id=actor.id,
+                subject_type="directive",
+                subject_id=str(directive.id),
+                correlation_id=directive.correlation_id,
+                causation_id=directive.causation_id if event == "requested" else str(directive.id),
+            ),
+        )
+
+    def _enqueue_after_commit(self, session: Session, tenant: str, directive: Directive) -> None:
+        directive_id, eta = directive.id, directive.scheduled_at
+        on_commit(session, lambda: self.dispatcher.enqueue_directive(tenant, directive_id, eta))
+
+    def _transition(
+        self, session: Session, directive_id: uuid.UUID, where: list[Any], **values: Any
+    ) -> Directive | None:
+        statement = (
+            update(Directive)
+            .where(col(Directive.id) == directive_id, *where)
+            .values(updated_at=self.clock(), **values)
+            .returning(Directive)
+            .execution_options(synchronize_session=False)
+        )
+        return session.exec(statement).scalars().first()
+
+    # ------------------------------------------------------------------ filing
+
+    def file(
+        self,
+        ctx: RequestContext,
+        name: str,
+        payload: BaseModel | dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        not_before: datetime | None = None,
+    ) -> Filed:
+        """Validate, check the role, then insert (or find by key) and emit directive.requested in one transaction."""
+        directive_type = self._type(name)
+        try:
+            raw = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+            model = directive_type.payload_model.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidInput(f"invalid {name} payload: {_validation_message(exc)}") from None
+        self.require_role(ctx, directive_type.required_role, f"filing {name}")
+        canonical = model.model_dump(mode="json")
+        ensure_no_secrets(canonical, "directive payload")
+        digest = args_hash(name, canonical)
+        if idempotency_key is not None:
+            idempotency_key = idempotency_key.strip()
+            if not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH or not idempotency_key.isprintable():
+                raise InvalidInput(f"idempotency_key must be 1 to {MAX_KEY_LENGTH} printable characters")
+            if idempotency_key.startswith("auto:"):
+                raise InvalidInput("idempotency keys starting with 'auto:' are reserved")
+        subject = directive_type.subject(model)
+        now = self.clock()
+        needs_approval = directive_type.high_impact and ctx.actor.kind == ActorKind.agent
+        tenant = ctx.org.slug
+        with self.transaction(tenant) as session:
+            key = idempotency_key or self._derived_key(session, name, digest, ctx.actor)
+            if isinstance(key, Directive):
+                return Filed(key, created=False)
+            values = {
+                "id": uuid7(),
+                "name": name,
+                "payload": canonical,
+                "idempotency_key": key,
+                "args_hash": digest,
+                "status": S.awaiting_approval.value if needs_approval else S.requested.value,
+                "scheduled_at": max(not_before, now) if not_before else now,
+                "attempt": 0,
+                "max_attempts": directive_type.max_attempts,
+                "run_number": 1,
+                "requested_by": ctx.actor.id,
+                "requested_by_type": ctx.actor.kind.value,
+                "requested_via": ctx.actor.via[:64],
+                "subject_type": subject[0] if subject else None,
+                "subject_id": str(subject[1]) if subject else None,
+                "correlation_id": ctx.correlation_id,
+                "causation_id": ctx.causation_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            insert = dialect_insert(session)
+            statement = (
+                insert(Directive)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(Directive.id)
+            )
+            if session.exec(statement).first() is None:
+                existing = session.exec(select(Directive).where(Directive.idempotency_key == key)).one()
+                return Filed(self._same_request(existing, name, digest), created=False)
+            directive = Directive(**values)
+            self._signal(session, directive, "requested", ctx.actor, {"idempotency_key": key})
+            if directive.status == S.requested.value:
+                self._enqueue_after_commit(session, tenant, directive)
+        return Filed(directive, created=True)
+
+    @staticmethod
+    def _same_request(existing: Directive, name: str, digest: str) -> Directive:
+        if existing.name != name or existing.args_hash != digest:
+            raise IdempotencyKeyReused(
+                f"idempotency_key {existing.idempotency_key!r} was already used for a different request "
+                f"({existing.name}, directive {existing.id}); use a new key for a new request"
+            )
+        return existing
+
+    def _derived_key(self, session: Session, name: str, digest: str, actor: Actor) -> str | Directive:
+        """A key for callers that gave none: the same request while one is still pending is the same directive;
+        once it has finished, asking again is a new directive (so lock -> unlock -> lock locks)."""
+        scope = hashlib.sha256(f"{digest}:{actor.id}".encode()).hexdigest()[:32]
+        prefix = f"auto:{name}:{scope}:"
+        rows = session.exec(
+            select(Directive).where(
+                Directive.args_hash == digest,
+                Directive.requested_by == actor.id,
+                col(Directive.idempotency_key).startswith(prefix),
+            )
+        ).all()
+        for row in rows:
+            if row.status in PENDING:
+                return row
+        return f"{prefix}{len(rows)}"
+
+    # ------------------------------------------------------------------ decisions by people
+
+    def _load(self, session: Session, directive_id: uuid.UUID | str) -> Directive:
+        try:
+            key = directive_id if isinstance(directive_id, uuid.UUID) else uuid.UUID(str(directive_id))
+        except ValueError:
+            raise NotFound(f"directive {directive_id!r} not found") from None
+        directive = session.get(Directive, key)
+        if directive is None:
+            raise NotFound(f"directive {directive_id} not found")
+        return directive
+
+    def approve(self, ctx: RequestContext, directive_id: uuid.UUID | str) -> Directive:
+        return self._decide(ctx, directive_id, approve=True)
+
+    def reject(self, ctx: RequestContext, directive_id: uuid.UUID | str, reason: str | None = None) -> Directive:
+        return self._decide(ctx, directive_id, approve=False, reason=reason)
+
+    def _decide(
+        self, ctx: RequestContext, directive_id: uuid.UUID | str, *, approve: bool, reason: str | None = None
+    ) -> Directive:
+        verb = "approve" if approve else "reject"
+        if not ctx.actor.kind.is_person:
+            raise Forbidden(f"only a person can {verb} a directive (web UI or CLI), not an {ctx.actor.kind.value}")
+        with self.transaction(ctx.org.slug) as session:
+            directive = self._load(session, directive_id)
+            needed = max(Role.admin, self._type(directive.name).required_role, key=lambda r: r.rank)
+            self.require_role(ctx, needed, f"{verb} {directive.name}")
+            now = self.clock()
+            status = S.requested.value if approve else S.canceled.value
+            changed = self._transition(
+                session,
+                directive.id,
+                [Directive.status == S.awaiting_approval.value],
+                status=status,
+                decided_by=ctx.actor.id,
+                decided_at=now,
+                scheduled_at=now,
+                **({} if approve else {"completed_at": now, "last_error": f"rejected: {reason or 'no reason given'}"}),
+            )
+            if changed is None:
+                raise InvalidState(f"directive {directive.id} is {directive.status}, not awaiting_approval")
+            self._signal(
+                session,
+                changed,
+                "approved" if approve else "rejected",
+                ctx.actor,
+                {"reason": reason} if reason else None,
+            )
+            if approve:
+                self._enqueue_after_commit(session, ctx.org.slug, changed)
+        return changed
+
+    def cancel(self, ctx: RequestContext, directive_id: uuid.UUID | str, reason: str | None = None) -> Directive:
+        """The requester or an admin may cancel anything that has not started running."""
+        with self.transaction(ctx.org.slug) as session:
+            directive = self._load(session, directive_id)
+            if directive.requested_by != ctx.actor.id:
+                self.require_role(ctx, Role.admin, "canceling someone else's directive")
+            else:
+                self.role(ctx.org, ctx.actor)
+            now = self.clock()
+            changed = self._transition(
+                session,
+                directive.id,
+                [col(Directive.status).in_([S.awaiting_approval.value, S.requested.value])],
+                status=S.canceled.value,
+                completed_at=now,
+                decided_by=ctx.actor.id,
+                decided_at=now,
+            )
+            if changed is None:
+                raise InvalidState(
+                    f"directive {directive.id} is {directive.status}; only awaiting_approval or requested "
+                    "directives can be canceled"
+                )
+            self._signal(session, changed, "canceled", ctx.actor, {"reason": reason} if reason else None)
+        return changed
+
+    def rerun(self, ctx: RequestContext, directive_id: uuid.UUID | str) -> Directive:
+        """Owner/admin only: a finished directive runs again with the same id and key."""
+        with self.transaction(ctx.org.slug) as session:
+            directive = self._load(session, directive_id)
+            directive_type = self._type(directive.name)
+            needed = max(Role.admin, directive_type.required_role, key=lambda r: r.rank)
+            self.require_role(ctx, needed, f"rerunning {directive.name}")
+            now = self.clock()
+            needs_approval = directive_type.high_impact and ctx.actor.kind == ActorKind.agent
+            changed = self._transition(
+                session,
+                directive.id,
+                [col(Directive.status).in_([S.succeeded.value, S.failed.value, S.canceled.value])],
+                status=S.awaiting_approval.value if needs_approval else S.requested.value,
+                run_number=Directive.run_number + 1,
+                attempt=0,
+                scheduled_at=now,
+                lease_expires_at=None,
+                result=None,
+                last_error=None,
+                started_at=None,
+                completed_at=None,
+                decided_by=ctx.actor.id,
+                decided_at=now,
+            )
+            if changed is None:
+                raise InvalidState(f"directive {directive.id} is {directive.status}; only finished directives rerun")
+            self._signal(session, changed, "requested", ctx.actor, {"rerun": True, "run_number": changed.run_number})
+            if changed.status == S.requested.value:
+                self._enqueue_after_commit(session, ctx.org.slug, changed)
+        return changed
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, tenant: str, directive_id: uuid.UUID | str) -> Directive:
+        with self.db.transaction(tenant) as session:
+            return self._load(session, directive_id)
+
+    def list(
+        self, tenant: str, filters: DirectiveFilter | None = None, cursor: str | None = None, limit: int = 50
+    ) -> tuple[list[Directive], str | None]:
+        """Newest first, keyset-paginated."""
+        limit = clamp_limit(limit)
+        filters = filters or DirectiveFilter()
+        query = select(Directive)
+        if filters.status:
+            if filters.status not in S.__members__:
+                raise InvalidInput(f"status must be one of {', '.join(S.__members__)}")
+            query = query.where(Directive.status == filters.status)
+        for field in ("name", "subject_type", "subject_id", "requested_by"):
+            value = getattr(filters, field)
+            if value:
+                query = query.where(getattr(Directive, field) == value)
+        if cursor:
+            at, last_id = decode_cursor(cursor, 2)
+            when = parse_time(at)
+            query = query.where(
+                or_(
+                    Directive.created_at < when,
+                    and_(Directive.created_at == when, col(Directive.id) < uuid.UUID(last_id)),
+                )
+            )
+        query = query.order_by(col(Directive.created_at).desc(), col(Directive.id).desc()).limit(limit + 1)
+        with self.db.transaction(tenant) as session:
+            rows = list(session.exec(query).all())
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor(rows[-1].created_at.isoformat(), str(rows[-1].id))
+        return rows, next_cursor
+
+    # ------------------------------------------------------------------ lifecycle (called by the runner)
+
+    def claim(self, tenant: str, directive_id: uuid.UUID) -> Directive | None:
+        """The single conditional UPDATE that makes a duplicate task a no-op; sets the lease."""
+        with self.transaction(tenant) as session:
+            now = self.clock()
+            claimed = self._transition(
+                session,
+                directive_id,
+                [Directive.status == S.requested.value, col(Directive.scheduled_at) <= now],
+                status=S.running.value,
+                attempt=Directive.attempt + 1,
+                lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                started_at=now,
+            )
+            if claimed is not None:
+                self._signal(
+                    session,
+                    claimed,
+                    "started",
+                    Actor.system(),
+                    {"attempt": claimed.attempt},
+                    suffix=f":a{claimed.attempt}",
+                )
+        return claimed
+
+    def lock_claimed(self, session: Session, claimed: Directive) -> Directive | None:
+        """Inside the execution transaction: re-read our claim under a row lock (None if the lease was lost)."""
+        return session.exec(
+            select(Directive)
+            .where(
+                Directive.id == claimed.id,
+                Directive.status == S.running.value,
+                Directive.attempt == claimed.attempt,
+                Directive.run_number == claimed.run_number,
+            )
+            .with_for_update()
+        ).first()
+
+    def succeed(self, session: Session, claimed: Directive, result: dict[str, Any]) -> Directive:
+        ensure_no_secrets(result, "directive result")
+        now = self.clock()
+        done = self._transition(
+            session,
+            claimed.id,
+            [Directive.status == S.running.value, Directive.attempt == claimed.attempt],
+            status=S.succeeded.value,
+            result=result,
+            last_error=None,
+            lease_expires_at=None,
+            completed_at=now,
+        )
+        if done is None:
+            raise InvalidState(f"directive {claimed.id} is no longer ours to finish")
+        self._signal(session, done, "succeeded", Actor.system(), {"attempt": done.attempt, "result": result})
+        return done
+
+    def backoff(self, attempt: int) -> timedelta:
+        seconds = min(self.settings.retry_base_seconds * 2 ** max(attempt - 1, 0), self.settings.retry_max_seconds)
+        return timedelta(seconds=seconds)
+
+    def fail(self, tenant: str, claimed: Directive, error: str, *, retryable: bool) -> Directive | None:
+        """Record the error and emit directive.failed; retry later with backoff, or stop at max_attempts."""
+        error = error[:MAX_ERROR_LENGTH]
+        with self.transaction(tenant) as session:
+            now = self.clock()
+            will_retry = retryable and claimed.attempt < claimed.max_attempts
+            retry_at = now + self.backoff(claimed.attempt) if will_retry else None
+            values: dict[str, Any] = {"last_error": error, "lease_expires_at": None}
+            if will_retry:
+                values.update(status=S.requested.value, scheduled_at=retry_at)
+            else:
+                values.update(status=S.failed.value, completed_at=now)
+            changed = self._transition(
+                session,
+                claimed.id,
+                [
+                    Directive.status == S.running.value,
+                    Directive.attempt == claimed.attempt,
+                    Directive.run_number == claimed.run_number,
+                ],
+                **values,
+            )
+            if changed is None:
+                return None
+            self._signal(
+                session,
+                changed,
+                "failed",
+                Actor.system(),
+                {
+                    "attempt": changed.attempt,
+                    "error": error,
+                    "will_retry": will_retry,
+                    "retry_at": retry_at.isoformat() if retry_at else None,
+                },
+                suffix=f":a{changed.attempt}",
+            )
+            if will_retry:
+                self._enqueue_after_commit(session, tenant, changed)
+        return changed
+
+    def release(self, tenant: str, claimed: Directive) -> Directive | None:
+        """Give back a claim whose worker is shutting down; the attempt does not count."""
+        with self.transaction(tenant) as session:
+            released = self._transition(
+                session,
+                claimed.id,
+                [
+                    Directive.status == S.running.value,
+                    Directive.attempt == claimed.attempt,
+                    Directive.run_number == claimed.run_number,
+                ],
+                status=S.requested.value,
+                attempt=Directive.attempt - 1,
+                lease_expires_at=None,
+                scheduled_at=self.clock(),
+            )
+            if released is not None:
+                self._enqueue_after_commit(session, tenant, released)
+        return released
+
+    def reclaim_expired(self, tenant: str, batch: int = 200) -> list[Directive]:
+        """Running directives whose lease ran out (their worker died): back to requested, or failed when spent."""
+        now = self.clock()
+        with self.transaction(tenant) as session:
+            expired = (
+                select(Directive.id)
+                .where(Directive.status == S.running.value, col(Directive.lease_expires_at) < now)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+            spent = Directive.attempt >= Directive.max_attempts
+            error = "lease expired: the worker running it stopped or exceeded the lease"
+            rows = list(
+                session.exec(
+                    update(Directive)
+                    .where(col(Directive.id).in_(expired.scalar_subquery()))
+                    .values(
+                        status=case((spent, S.failed.value), else_=S.requested.value),
+                        completed_at=case((spent, now), else_=None),
+                        scheduled_at=now,
+                        lease_expires_at=None,
+                        last_error=error,
+                        updated_at=now,
+                    )
+                    .returning(Directive)
+                    .execution_options(synchronize_session=False)
+                ).scalars()
+            )
+            for row in rows:
+                will_retry = row.status == S.requested.value
+                self._signal(
+                    session,
+                    row,
+                    "failed",
+                    Actor.system("sweeper"),
+                    {"attempt": row.attempt, "error": error, "will_retry": will_retry, "retry_at": None},
+                    suffix=f":a{row.attempt}",
+                )
+                if will_retry:
+                    self._enqueue_after_commit(session, tenant, row)
+        return rows
+
+    def requeue_unpicked(self, tenant: str, batch: int = 500) -> list[uuid.UUID]:
+        """Due `requested` directives that no task has claimed for a while (a lost enqueue): enqueue again."""
+        now = self.clock()
+        stale = now - timedelta(seconds=self.settings.requeue_after)
+        with self.transaction(tenant) as session:
+            ids = list(
+                session.exec(
+                    select(Directive.id)
+                    .where(
+                        Directive.status == S.requested.value,
+                        col(Directive.scheduled_at) <= stale,
+                        col(Directive.updated_at) <= stale,
+                    )
+                    .limit(batch)
+                ).all()
+            )
+            if ids:
+                session.exec(
+                    update(Directive)
+                    .where(col(Directive.id).in_(ids), Directive.status == S.requested.value)
+                    .values(updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+        for directive_id in ids:
+            self.dispatcher.enqueue_directive(tenant, directive_id, None)
+        return ids
+
+    def counts(self, tenant: str) -> dict[str, int]:
+        with self.db.transaction(tenant) as session:
+            rows = session.exec(select(Directive.status, func.count()).group_by(Directive.status)).all()
+        return {status: count for status, count in rows}

@@ -1,0 +1,1 @@
+"""The Starlette application served by `fleetprompt serve`."""

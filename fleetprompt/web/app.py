@@ -1,0 +1,62 @@
+"""Starlette app: /healthz now; the chat, audit and MCP routes mount here as they are built."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from fleetprompt.platform import Platform
+from fleetprompt.runner.worker import EmbeddedRunner
+
+log = logging.getLogger(__name__)
+
+
+def _health(platform: Platform, runner_mode: str) -> tuple[bool, dict[str, Any]]:
+    database: dict[str, Any] = {"backend": platform.db.dialect}
+    try:
+        with platform.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        database["ok"] = True
+    except Exception as exc:
+        log.warning("health check: database unreachable: %s", type(exc).__name__)
+        database.update(ok=False, error="database unreachable")
+    huey = platform.runner.huey
+    queue: dict[str, Any] = {"backend": type(huey).__name__}
+    try:
+        queue.update(ok=True, pending=huey.pending_count(), scheduled=huey.scheduled_count())
+    except Exception as exc:
+        log.warning("health check: queue unreachable: %s", type(exc).__name__)
+        queue.update(ok=False, error="queue unreachable")
+    ok = database["ok"] and queue["ok"]
+    return ok, {"status": "ok" if ok else "degraded", "database": database, "queue": queue, "runner": runner_mode}
+
+
+def create_app(platform: Platform, *, run_runner: bool = True, workers: int = 2) -> Starlette:
+    embedded = EmbeddedRunner(platform.runner, workers) if run_runner else None
+    runner_mode = "embedded" if embedded else "external"
+
+    async def healthz(_request: Request) -> JSONResponse:
+        ok, body = await run_in_threadpool(_health, platform, runner_mode)
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if embedded is not None:
+            embedded.start()
+        try:
+            yield
+        finally:
+            if embedded is not None:
+                await run_in_threadpool(embedded.stop)
+            platform.close()
+
+    return Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
