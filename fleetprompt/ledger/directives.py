@@ -161,7 +161,7 @@ class DirectiveLedger:
             .where(col(Directive.id) == directive_id, *where)
             .values(updated_at=self.clock(), **values)
             .returning(Directive)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         return session.exec(statement).scalars().first()
 
@@ -180,6 +180,11 @@ class DirectiveLedger:
         directive_type = self._type(name)
         try:
             raw = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+            if not isinstance(raw, dict):
+                raise InvalidInput(f"{name} payload must be an object")
+            unknown = sorted(set(raw) - set(directive_type.payload_model.model_fields))
+            if unknown:
+                raise InvalidInput(f"invalid {name} payload: unknown field(s) {', '.join(unknown)}")
             model = directive_type.payload_model.model_validate(raw)
         except ValidationError as exc:
             raise InvalidInput(f"invalid {name} payload: {_validation_message(exc)}") from None
@@ -561,7 +566,7 @@ class DirectiveLedger:
                         updated_at=now,
                     )
                     .returning(Directive)
-                    .execution_options(synchronize_session=False)
+                    .execution_options(synchronize_session=False, populate_existing=True)
                 ).scalars()
             )
             for row in rows:

@@ -1,0 +1,36 @@
+# Two commands: `make run` (embedded SQLite default) and `make test` (SQLite + a throwaway PostgreSQL).
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml requirements.lock | $(PY)
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml requirements.lock | $(PY)
+	$(PIP) -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(VENV)/bin/fleetprompt db upgrade
+	$(VENV)/bin/fleetprompt demo seed
+	@echo "Open http://$(HOST):$(PORT)/healthz  - Ctrl-C stops the server and its runner."
+	exec $(VENV)/bin/fleetprompt serve --host $(HOST) --port $(PORT)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check fleetprompt tests
+	$(VENV)/bin/ruff format --check fleetprompt
+
+test: $(VENV)/.installed-test lint
+	$(PY) tests/support/postgres.py -- $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
