@@ -27,7 +27,7 @@ run: $(VENV)/.installed-run
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check fleetprompt tests
-	$(VENV)/bin/ruff format --check fleetprompt
+	$(VENV)/bin/ruff format --check fleetprompt tests
 
 test: $(VENV)/.installed-test lint
 	$(PY) tests/support/postgres.py -- $(PY) -m pytest $(PYTEST_ARGS)

@@ -37,7 +37,7 @@ class FrozenClock:
     def __init__(self) -> None:
         self.now = utcnow()
 
-    def __call__(self):  # noqa: ANN204
+    def __call__(self):
         return self.now
 
     def advance(self, seconds: float) -> None:
@@ -78,7 +78,7 @@ def test_invalid_payload_and_unknown_type_write_nothing(platform: Platform, org:
         platform.ledger.file(org.ctx(), "test.effect", {"label": ""})
     with pytest.raises(InvalidInput, match="unknown directive type"):
         platform.ledger.file(org.ctx(), "no.such.type", {})
-    with pytest.raises(InvalidInput, match="unknown field.*api_key"):
+    with pytest.raises(InvalidInput, match=r"unknown field.*api_key"):
         platform.ledger.file(org.ctx(), "test.effect", {"label": "x", "api_key": "k"})
     assert platform.ledger.list("acme")[0] == []
     assert platform.ledger.signals("acme")[0] == []
@@ -183,7 +183,9 @@ def test_permanent_failure_does_not_retry(platform: Platform, org: Org) -> None:
 
 
 def test_scheduled_at_in_the_future_is_honoured(platform: Platform, org: Org, clock: FrozenClock) -> None:
-    filed = platform.ledger.file(org.ctx(), "test.effect", {"label": "later"}, not_before=clock.now + timedelta(seconds=60))
+    filed = platform.ledger.file(
+        org.ctx(), "test.effect", {"label": "later"}, not_before=clock.now + timedelta(seconds=60)
+    )
     assert platform.ledger.claim("acme", filed.directive.id) is None
     assert platform.ledger.get("acme", filed.directive.id).status == "requested"
     clock.advance(60)
@@ -214,8 +216,12 @@ def test_rerun_keeps_id_and_key_and_needs_admin(platform: Platform, org: Org) ->
     assert effects(platform, done.id) == 2
     assert signal_names(platform, done.id).count("directive.succeeded") == 2
     with pytest.raises(InvalidState):
-        platform.ledger.rerun(org.ctx("admin"), platform.ledger.file(
-            org.ctx(), "test.effect", {"label": "p"}, not_before=utcnow() + timedelta(1)).directive.id)
+        platform.ledger.rerun(
+            org.ctx("admin"),
+            platform.ledger.file(
+                org.ctx(), "test.effect", {"label": "p"}, not_before=utcnow() + timedelta(1)
+            ).directive.id,
+        )
 
 
 def test_cancel_by_requester_or_admin_only(platform: Platform, org: Org) -> None:
@@ -270,7 +276,9 @@ def test_role_checked_at_filing(platform: Platform, org: Org) -> None:
 
 
 def test_role_checked_again_when_running(platform: Platform, org: Org, clock: FrozenClock) -> None:
-    filed = platform.ledger.file(org.ctx("admin"), "test.admin_effect", {"label": "a"}, not_before=clock.now + timedelta(seconds=5))
+    filed = platform.ledger.file(
+        org.ctx("admin"), "test.admin_effect", {"label": "a"}, not_before=clock.now + timedelta(seconds=5)
+    )
     set_membership(platform.db, org.ref.id, org.users["admin"], role="member")
     clock.advance(5)
     platform.runner.run_directive("acme", str(filed.directive.id))
@@ -279,7 +287,9 @@ def test_role_checked_again_when_running(platform: Platform, org: Org, clock: Fr
     assert "forbidden" in final.last_error and "admin" in final.last_error
     assert effects(platform, final.id) == 0
     # A disabled membership fails the same way.
-    filed = platform.ledger.file(org.ctx("member"), "test.effect", {"label": "m"}, not_before=clock.now + timedelta(seconds=5))
+    filed = platform.ledger.file(
+        org.ctx("member"), "test.effect", {"label": "m"}, not_before=clock.now + timedelta(seconds=5)
+    )
     set_membership(platform.db, org.ref.id, org.users["member"], status="disabled")
     clock.advance(5)
     platform.runner.run_directive("acme", str(filed.directive.id))
@@ -314,7 +324,7 @@ def test_list_filters_and_paginates(platform: Platform, org: Org) -> None:
 def test_timeline_merges_signals_and_directives(platform: Platform, org: Org) -> None:
     ctx = org.ctx(correlation_id="tl")
     first = platform.ledger.file(ctx, "test.effect", {"label": "subj"}).directive
-    platform.ledger.file(ctx, "test.effect", {"label": "subj", "sleep_ms": 1}).directive
+    platform.ledger.file(ctx, "test.effect", {"label": "subj", "sleep_ms": 1})
     entries, cursor = platform.ledger.timeline("acme", "test.subject", "subj", limit=500)
     assert cursor is None
     kinds = [(e.kind, e.name) for e in entries]

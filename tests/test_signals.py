@@ -20,8 +20,14 @@ from fleetprompt.runner.sweeper import Sweeper
 
 
 def draft(**overrides: object) -> SignalDraft:
-    values: dict[str, object] = {"name": "forum.thread.locked", "source": "test", "payload": {"thread": 1},
-                                 "dedupe_key": "lock:1", "subject_type": "forum.thread", "subject_id": "1"}
+    values: dict[str, object] = {
+        "name": "forum.thread.locked",
+        "source": "test",
+        "payload": {"thread": 1},
+        "dedupe_key": "lock:1",
+        "subject_type": "forum.thread",
+        "subject_id": "1",
+    }
     values.update(overrides)
     return SignalDraft(**values)  # type: ignore[arg-type]
 
@@ -72,9 +78,9 @@ def test_emit_joins_the_callers_transaction(platform: Platform, org: Org) -> Non
 
 
 def test_signals_refuse_secrets_and_bad_names(platform: Platform, org: Org) -> None:
-    with pytest.raises(InvalidInput, match="secrets.*password"), platform.ledger.transaction("acme") as session:
+    with pytest.raises(InvalidInput, match=r"secrets.*password"), platform.ledger.transaction("acme") as session:
         emit(session, draft(payload={"user": {"password": "hunter2"}}))
-    with pytest.raises(InvalidInput, match="secrets.*api_key"), platform.ledger.transaction("acme") as session:
+    with pytest.raises(InvalidInput, match=r"secrets.*api_key"), platform.ledger.transaction("acme") as session:
         emit(session, draft(metadata={"api_key": "x"}))
     with pytest.raises(Exception, match="dotted lowercase"):
         draft(name="Bad Name")
@@ -85,8 +91,12 @@ def test_list_signals_pages_and_filters(platform: Platform, org: Org) -> None:
     base = utcnow()
     with platform.ledger.transaction("acme") as session:
         for i in range(9):
-            emit(session, draft(dedupe_key=f"k{i}", payload={"i": i}, occurred_at=base + timedelta(seconds=i),
-                                subject_id=str(i % 3)))
+            emit(
+                session,
+                draft(
+                    dedupe_key=f"k{i}", payload={"i": i}, occurred_at=base + timedelta(seconds=i), subject_id=str(i % 3)
+                ),
+            )
     pages, cursor = [], None
     while True:
         rows, cursor = platform.ledger.signals("acme", SignalFilter(name="forum.thread.locked"), cursor, limit=4)

@@ -31,9 +31,12 @@ BAD_SLUGS = ["../x", "A", "a_b", "a" * 41, "x; DROP TABLE organizations", "acme'
 def storage_exists(platform: Platform, slug: str) -> bool:
     if platform.db.is_postgres:
         with platform.db.engine.connect() as connection:
-            return connection.execute(
-                text("SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'org\\_%'")
-            ).scalar_one() > 0
+            return (
+                connection.execute(
+                    text("SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'org\\_%'")
+                ).scalar_one()
+                > 0
+            )
     return any(Path(platform.settings.tenants_dir).iterdir())
 
 
@@ -61,9 +64,11 @@ def test_creating_an_org_creates_its_storage(platform: Platform) -> None:
     create_organization(platform.db, "acme-labs", "Acme Labs")
     if platform.db.is_postgres:
         with platform.db.engine.connect() as connection:
-            tables = set(connection.execute(text(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'org_acme_labs'"
-            )).scalars())
+            tables = set(
+                connection.execute(
+                    text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'org_acme_labs'")
+                ).scalars()
+            )
         assert {"signals", "directives", "signal_deliveries", "alembic_version"} <= tables
     else:
         assert (platform.settings.tenants_dir / "acme-labs.db").exists()
@@ -101,11 +106,16 @@ def test_a_tenant_session_sees_only_its_own_rows(platform: Platform) -> None:
         emit(session, SignalDraft(name="test.only.globex", source="t", dedupe_key="same-key"))
     assert [s.name for s in platform.ledger.signals("acme", SignalFilter(name="test.only.*"))[0]] == ["test.only.acme"]
     assert [s.name for s in platform.ledger.signals("globex", SignalFilter(name="test.only.*"))[0]] == [
-        "test.only.globex"]
+        "test.only.globex"
+    ]
     if platform.db.is_postgres:
         with platform.db.engine.connect() as connection:
-            assert connection.execute(text("SELECT count(*) FROM org_acme.directives WHERE id = :i"),
-                                      {"i": b.id}).scalar_one() == 0
+            assert (
+                connection.execute(
+                    text("SELECT count(*) FROM org_acme.directives WHERE id = :i"), {"i": b.id}
+                ).scalar_one()
+                == 0
+            )
 
 
 def test_unknown_tenant_storage_is_never_created_on_read(platform: Platform) -> None:

@@ -44,6 +44,10 @@ MAX_KEY_LENGTH = 200
 MAX_ERROR_LENGTH = 2000
 
 
+class LeaseLost(Exception):
+    """The claim being finished is no longer current: it was released or reclaimed by the sweeper."""
+
+
 @dataclass(frozen=True)
 class Filed:
     directive: Directive
@@ -445,26 +449,19 @@ class DirectiveLedger:
                 )
         return claimed
 
-    def lock_claimed(self, session: Session, claimed: Directive) -> Directive | None:
-        """Inside the execution transaction: re-read our claim under a row lock (None if the lease was lost)."""
-        return session.exec(
-            select(Directive)
-            .where(
-                Directive.id == claimed.id,
-                Directive.status == S.running.value,
-                Directive.attempt == claimed.attempt,
-                Directive.run_number == claimed.run_number,
-            )
-            .with_for_update()
-        ).first()
-
     def succeed(self, session: Session, claimed: Directive, result: dict[str, Any]) -> Directive:
+        """Fenced by (attempt, run_number): a claim that was released or reclaimed meanwhile raises LeaseLost,
+        which rolls back the caller's transaction, domain change included."""
         ensure_no_secrets(result, "directive result")
         now = self.clock()
         done = self._transition(
             session,
             claimed.id,
-            [Directive.status == S.running.value, Directive.attempt == claimed.attempt],
+            [
+                Directive.status == S.running.value,
+                Directive.attempt == claimed.attempt,
+                Directive.run_number == claimed.run_number,
+            ],
             status=S.succeeded.value,
             result=result,
             last_error=None,
@@ -472,7 +469,7 @@ class DirectiveLedger:
             completed_at=now,
         )
         if done is None:
-            raise InvalidState(f"directive {claimed.id} is no longer ours to finish")
+            raise LeaseLost(f"directive {claimed.id} attempt {claimed.attempt} was released or reclaimed")
         self._signal(session, done, "succeeded", Actor.system(), {"attempt": done.attempt, "result": result})
         return done
 
@@ -522,7 +519,11 @@ class DirectiveLedger:
         return changed
 
     def release(self, tenant: str, claimed: Directive) -> Directive | None:
-        """Give back a claim whose worker is shutting down; the attempt does not count."""
+        """Hand back a claim whose worker is shutting down, so another worker runs it now, not after the lease.
+
+        The attempt number stays (it fences the interrupted run); an interruption never uses up the last attempt.
+        """
+        error = "interrupted: the worker running it shut down"
         with self.transaction(tenant) as session:
             released = self._transition(
                 session,
@@ -533,11 +534,22 @@ class DirectiveLedger:
                     Directive.run_number == claimed.run_number,
                 ],
                 status=S.requested.value,
-                attempt=Directive.attempt - 1,
                 lease_expires_at=None,
                 scheduled_at=self.clock(),
+                last_error=error,
+                max_attempts=case(
+                    (Directive.attempt >= Directive.max_attempts, Directive.attempt + 1), else_=Directive.max_attempts
+                ),
             )
             if released is not None:
+                self._signal(
+                    session,
+                    released,
+                    "failed",
+                    Actor.system("worker"),
+                    {"attempt": released.attempt, "error": error, "will_retry": True, "retry_at": None},
+                    suffix=f":a{released.attempt}",
+                )
                 self._enqueue_after_commit(session, tenant, released)
         return released
 

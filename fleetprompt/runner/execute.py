@@ -14,6 +14,7 @@ from fleetprompt.accounts.context import Actor, ActorKind, OrgRef
 from fleetprompt.accounts.organizations import get_organization
 from fleetprompt.errors import FleetPromptError, InvalidInput, PermanentFailure
 from fleetprompt.ledger import Ledger
+from fleetprompt.ledger.directives import LeaseLost
 from fleetprompt.ledger.execution import DirectiveRun, FanoutEvent
 from fleetprompt.ledger.registry import FanoutRegistry
 from fleetprompt.models.base import utcnow
@@ -21,10 +22,6 @@ from fleetprompt.models.ledger import Directive, Signal, SignalDelivery
 
 log = logging.getLogger(__name__)
 MAX_FANOUT_ATTEMPTS = 10
-
-
-class LeaseLost(Exception):
-    """Someone else owns this directive now (our lease expired and it was reclaimed)."""
 
 
 def _requester(directive: Directive) -> Actor:
@@ -58,13 +55,12 @@ def execute_directive(ledger: Ledger, tenant: str, directive_id: uuid.UUID, clai
         except ValidationError as exc:
             raise PermanentFailure(f"stored payload no longer validates: {exc.errors()[0]['msg']}") from None
         with ledger.transaction(tenant) as session:
-            current = ledger.lock_claimed(session, claimed)
-            if current is None:
-                raise LeaseLost(str(directive_id))
-            result = directive_type.handler(DirectiveRun(org=org, session=session, directive=current, payload=payload))
-            return ledger.succeed(session, current, _as_result(result))
+            result = directive_type.handler(DirectiveRun(org=org, session=session, directive=claimed, payload=payload))
+            return ledger.succeed(session, claimed, _as_result(result))
     except LeaseLost:
-        log.warning("directive %s in %s: lease lost, leaving it to its new owner", directive_id, tenant)
+        log.warning(
+            "directive %s in %s: claim lost (released or reclaimed); its run was rolled back", directive_id, tenant
+        )
         return None
     except (PermanentFailure, InvalidInput) as exc:
         return ledger.fail(tenant, claimed, exc.message, retryable=False)

@@ -76,7 +76,9 @@ class Leadership:
 
     def release(self) -> None:
         if self._connection is not None:
+            # A pooled connection outlives close(); end the session itself so the lock goes with it.
             try:
+                self._connection.invalidate()
                 self._connection.close()
             finally:
                 self._connection = None

@@ -48,8 +48,15 @@ for name, role, high_impact in (
 ):
     if directive_types.find(name) is None:
         directive_types.register(
-            DirectiveType(name=name, payload_model=EffectPayload, required_role=role, high_impact=high_impact,
-                          subject=_subject, max_attempts=3, handler=_effect)
+            DirectiveType(
+                name=name,
+                payload_model=EffectPayload,
+                required_role=role,
+                high_impact=high_impact,
+                subject=_subject,
+                max_attempts=3,
+                handler=_effect,
+            )
         )
 
 fanout_calls: collections.Counter[str] = collections.Counter()
@@ -63,6 +70,14 @@ def _pong(event: FanoutEvent) -> None:
         fanout_calls[str(event.signal.id)] += 1
     if event.signal.payload.get("explode"):
         raise RuntimeError("handler exploded")
-    emit(event.session, SignalDraft(name="test.pong.received", source="fanout", payload={"ping": str(event.signal.id)},
-                                    dedupe_key=f"pong:{event.signal.id}", causation_id=str(event.signal.id),
-                                    correlation_id=event.signal.correlation_id))
+    emit(
+        event.session,
+        SignalDraft(
+            name="test.pong.received",
+            source="fanout",
+            payload={"ping": str(event.signal.id)},
+            dedupe_key=f"pong:{event.signal.id}",
+            causation_id=str(event.signal.id),
+            correlation_id=event.signal.correlation_id,
+        ),
+    )

@@ -51,8 +51,9 @@ def _service_user() -> str | None:
             return name
         except KeyError:
             continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
-                   check=True)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER], check=True
+    )
     return SERVICE_USER
 
 
@@ -84,19 +85,47 @@ class PostgresServer:
         if self.user is not None:
             info = pwd.getpwnam(self.user)
             os.chown(self.root, info.pw_uid, info.pw_gid)
-        self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", SUPERUSER, "-A", "trust",
-                  "-E", "UTF8", "--no-sync", "--no-instructions")
-        options = (f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=300")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options, "-l",
-                  str(self.root / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
+        options = (
+            f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=300"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         self.started = True
         return self.url
 
     def stop(self) -> None:
         if self.started:
-            subprocess.run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
-                           user=self.user, capture_output=True, cwd=self.root)
+            subprocess.run(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
+                user=self.user,
+                capture_output=True,
+                cwd=self.root,
+            )
             self.started = False
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -105,7 +134,7 @@ def main(argv: list[str]) -> int:
     if "--" not in argv or argv.index("--") == len(argv) - 1:
         print("usage: postgres.py -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
-    command = argv[argv.index("--") + 1:]
+    command = argv[argv.index("--") + 1 :]
     try:
         server = PostgresServer()
     except PostgresUnavailable as exc:
@@ -113,8 +142,11 @@ def main(argv: list[str]) -> int:
         return 3
     try:
         url = server.start()
-        print(f"throwaway PostgreSQL {server.bindir.parent.name} on 127.0.0.1:{server.port}"
-              f" (as {server.user or 'current user'})", file=sys.stderr)
+        print(
+            f"throwaway PostgreSQL {server.bindir.parent.name} on 127.0.0.1:{server.port}"
+            f" (as {server.user or 'current user'})",
+            file=sys.stderr,
+        )
         return subprocess.call(command, env={**os.environ, URL_VARIABLE: url})
     except PostgresUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
