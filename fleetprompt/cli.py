@@ -6,11 +6,13 @@ import argparse
 import getpass
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
@@ -24,7 +26,6 @@ from fleetprompt.db.migrate import upgrade_all
 from fleetprompt.db.tenancy import validate_slug
 from fleetprompt.errors import FleetPromptError, InvalidInput
 from fleetprompt.ledger import DirectiveFilter, SignalFilter
-from fleetprompt.models.ledger import Directive, Signal
 from fleetprompt.platform import Platform
 
 EXIT_ERROR = 1
@@ -47,7 +48,7 @@ def _operator_context(platform: Platform, slug: str) -> RequestContext:
     return RequestContext(org=get_organization(platform.db, slug), actor=Actor.operator(getpass.getuser()))
 
 
-def _directive_json(directive: Directive) -> dict[str, Any]:
+def _directive_json(directive: Any) -> dict[str, Any]:
     data = directive.model_dump(mode="json")
     data.pop("args_hash", None)
     return data
@@ -164,7 +165,6 @@ def cmd_signals_list(platform: Platform, args: argparse.Namespace) -> None:
         if not sep or not subject_type or not subject_id:
             raise InvalidInput("--subject must look like TYPE:ID, e.g. directive:0190...")
         filters.subject_type, filters.subject_id = subject_type, subject_id
-    rows: list[Signal]
     rows, _ = platform.ledger.signals(args.org, filters, limit=args.limit)
     for s in rows:
         subject = f"{s.subject_type}:{s.subject_id}" if s.subject_type else "-"
@@ -294,6 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except DBAPIError as exc:
         _err(f"error: {_database_problem(exc, settings.effective_database_url)}")
+        return EXIT_ERROR
+    except (psycopg.OperationalError, sqlite3.OperationalError) as exc:  # raised by the queue's own connection
+        where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _err(f"error: database unreachable at {where}: {reason}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index
+from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from fleetprompt.models.base import TENANT_SCHEMA, JSONType, UTCDateTime, utcnow, uuid7
@@ -80,7 +80,7 @@ class Directive(SQLModel, table=True):
     run_number: int = 1
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     result: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
-    last_error: str | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
     requested_by: str | None = Field(default=None, max_length=255)
     requested_by_type: str = Field(default="user", max_length=32)
     requested_via: str | None = Field(default=None, max_length=64)
@@ -109,6 +109,6 @@ class SignalDelivery(SQLModel, table=True):
     handler: str = Field(primary_key=True, max_length=255)
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
-    last_error: str | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
