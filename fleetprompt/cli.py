@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from fleetprompt.accounts.context import Actor, RequestContext
-from fleetprompt.accounts.organizations import create_organization, get_organization
+from fleetprompt.accounts.organizations import create_organization, get_organization, list_organizations
 from fleetprompt.accounts.passwords import generate_password
 from fleetprompt.accounts.tokens import create_token
 from fleetprompt.accounts.users import add_user
@@ -27,6 +27,7 @@ from fleetprompt.db.tenancy import validate_slug
 from fleetprompt.errors import FleetPromptError, InvalidInput
 from fleetprompt.ledger import DirectiveFilter, SignalFilter
 from fleetprompt.platform import Platform
+from fleetprompt.runner.queue import check_queue, prepare_queue
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -67,6 +68,7 @@ def _parse_since(value: str) -> datetime:
 
 def cmd_db_upgrade(platform: Platform, args: argparse.Namespace) -> None:
     tenants = upgrade_all(platform.db)
+    prepare_queue(platform.runner.huey)
     _out(f"database upgraded: shared tables and {len(tenants)} tenant(s)")
 
 
@@ -106,6 +108,19 @@ def cmd_token_create(platform: Platform, args: argparse.Namespace) -> None:
     _out(create_token(platform.db, args.org, args.user, args.label))
 
 
+def _require_ready(platform: Platform) -> None:
+    """Fail before starting long-running processes on a database that `db upgrade` never prepared."""
+    where = make_url(platform.settings.effective_database_url).render_as_string(hide_password=True)
+    try:
+        list_organizations(platform.db)
+        check_queue(platform.runner.huey)
+    except (ProgrammingError, OperationalError, psycopg.errors.UndefinedTable) as exc:
+        text = str(exc).lower()
+        if "no such table" in text or "does not exist" in text:
+            raise CliError(f"database at {where} is not initialised: run `fleetprompt db upgrade`") from None
+        raise
+
+
 def cmd_serve(platform: Platform, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -113,6 +128,7 @@ def cmd_serve(platform: Platform, args: argparse.Namespace) -> None:
 
     if platform.settings.queue == "memory" and not args.no_runner:
         raise CliError("FLEETPROMPT_QUEUE=memory runs directives inline; use it for tests, not for serve")
+    _require_ready(platform)
     app = create_app(platform, run_runner=not args.no_runner, workers=args.workers)
     _err(
         f"FleetPrompt serving on http://{args.host}:{args.port}  (health: /healthz; database: {platform.db.dialect};"
@@ -130,6 +146,7 @@ def cmd_worker(platform: Platform, args: argparse.Namespace) -> None:
         raise CliError("FLEETPROMPT_QUEUE=memory runs directives inline; a worker needs FLEETPROMPT_QUEUE=auto")
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
+    _require_ready(platform)
     run_worker(platform.runner, args.workers)
 
 
@@ -278,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Migration chatter is noise for an operator; warnings and errors still show.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level]))
     platform = None
     try:
         platform = Platform.build(settings)

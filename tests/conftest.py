@@ -21,6 +21,7 @@ from fleetprompt.config import Settings
 from fleetprompt.db.engine import Database
 from fleetprompt.db.migrate import upgrade_shared
 from fleetprompt.platform import Platform
+from fleetprompt.runner.queue import prepare_queue
 
 TESTS_DIR = Path(__file__).parent
 PLUGIN = "support.plugin"
@@ -103,6 +104,14 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return make_settings(database_url, tmp_path / "var")
+
+
+def build_platform(database_url: str, data_dir: Path, **overrides: object) -> Platform:
+    """A platform on a migrated database, its queue's tables created (what `fleetprompt db upgrade` does)."""
+    built = Platform.build(make_settings(database_url, data_dir, **overrides))
+    upgrade_shared(built.db)
+    prepare_queue(built.runner.huey)
+    return built
 
 
 @pytest.fixture

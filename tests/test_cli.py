@@ -224,6 +224,25 @@ def test_invalid_configuration_names_the_variable(
     assert code == 2 and message in one_error_line(err)
 
 
+def test_worker_and_serve_need_an_upgraded_database(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FLEETPROMPT_DATA_DIR", str(tmp_path / "fresh"))
+    monkeypatch.setenv("FLEETPROMPT_DATABASE_URL", database_url.replace("var/fleetprompt.db", "fresh/fleetprompt.db"))
+    if "postgresql" in database_url:  # an empty database: the template has the shared tables, so make one
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(database_url)
+        libpq = url.set(drivername="postgresql")
+        with psycopg.connect(libpq.render_as_string(hide_password=False), autocommit=True) as conn:
+            conn.execute("DROP TABLE api_tokens, memberships, users, organizations, alembic_version CASCADE")
+    cli = Cli(capsys, monkeypatch)
+    for argv in (("worker",), ("serve", "--port", "1")):
+        code, _, err = cli(*argv)
+        assert code == 1 and "not initialised: run `fleetprompt db upgrade`" in one_error_line(err)
+
+
 def test_worker_and_serve_refuse_the_inline_queue(cli: Cli) -> None:
     code, _, err = cli("worker")
     assert code == 1 and "FLEETPROMPT_QUEUE=memory" in one_error_line(err)

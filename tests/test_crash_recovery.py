@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PLUGIN, TESTS_DIR, make_org, make_settings
+from conftest import PLUGIN, TESTS_DIR, build_platform, make_org
 from sqlmodel import func, select
 
-from fleetprompt.db.migrate import upgrade_shared
+from fleetprompt.ledger.dispatch import NoDispatch
 from fleetprompt.models.ledger import Directive, Signal
 from fleetprompt.platform import Platform
 
@@ -69,10 +69,47 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_same_ids_enqueued_three_times_run_once_across_two_worker_processes(database_url: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    platform = build_platform(database_url, data_dir, queue="auto")
+    org = make_org(platform, "acme")
+    platform.ledger.dispatcher = NoDispatch()
+    ids = [
+        platform.ledger.file(org.ctx(), "test.effect", {"label": f"d{i}", "sleep_ms": 30}).directive.id
+        for i in range(30)
+    ]
+    for _ in range(3):
+        for directive_id in ids:
+            platform.runner.enqueue_directive("acme", directive_id)
+    env = worker_env(database_url, data_dir)
+    workers = [start_worker(env, tmp_path / f"w{n}.log") for n in (1, 2)]
+    try:
+        wait_until(lambda: status_counts(platform).get("succeeded", 0) == len(ids), 60, "all to succeed")
+        wait_until(lambda: platform.runner.huey.pending_count() == 0, 30, "the queue to drain")
+    finally:
+        for worker in workers:
+            stop(worker)
+    with platform.db.transaction("acme") as session:
+        effects = dict(
+            session.exec(
+                select(Signal.causation_id, func.count())
+                .where(Signal.name == "test.effect.applied")
+                .group_by(Signal.causation_id)
+            ).all()
+        )
+        started = session.exec(select(func.count()).select_from(Signal).where(Signal.name == "directive.started")).one()
+    platform.close()
+    assert {effects.get(str(i)) for i in ids} == {1}
+    assert started == len(ids)
+    assert all("fleetprompt.run_directive" in (tmp_path / f"w{n}.log").read_text() for n in (1, 2)), (
+        "both workers should have taken tasks"
+    )
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
 def test_kill_9_of_one_worker_loses_nothing_and_duplicates_nothing(database_url: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
-    platform = Platform.build(make_settings(database_url, data_dir, queue="auto"))
-    upgrade_shared(platform.db)
+    platform = build_platform(database_url, data_dir, queue="auto")
     org = make_org(platform, "acme")
     env = worker_env(database_url, data_dir)
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
@@ -134,8 +171,7 @@ def test_sigterm_hands_back_running_work(database_url: str, tmp_path: Path) -> N
     """SIGTERM: the worker exits without waiting for its handlers, and what it held runs elsewhere at once
     (the lease is far longer than this test, so nothing here waits for the sweeper)."""
     data_dir = tmp_path / "var"
-    platform = Platform.build(make_settings(database_url, data_dir, queue="auto"))
-    upgrade_shared(platform.db)
+    platform = build_platform(database_url, data_dir, queue="auto")
     org = make_org(platform, "acme")
     env = worker_env(database_url, data_dir, FLEETPROMPT_LEASE_SECONDS="600", FLEETPROMPT_REQUEUE_AFTER="600")
     first = start_worker(env, tmp_path / "w1.log", threads=2)

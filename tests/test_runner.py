@@ -8,10 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Org, make_org, make_settings
+from conftest import Org, build_platform, make_org
 from sqlmodel import func, select
 
-from fleetprompt.db.migrate import upgrade_shared
 from fleetprompt.ledger import SignalFilter
 from fleetprompt.ledger.dispatch import NoDispatch
 from fleetprompt.models.base import utcnow
@@ -43,8 +42,7 @@ def wait_for(condition, timeout: float = 30.0) -> None:
 @pytest.fixture
 def queued_platform(database_url: str, tmp_path: Path):
     """A platform whose queue is the real one for its backend, as in production."""
-    built = Platform.build(make_settings(database_url, tmp_path / "var", queue="auto"))
-    upgrade_shared(built.db)
+    built = build_platform(database_url, tmp_path / "var", queue="auto")
     yield built
     built.close()
 

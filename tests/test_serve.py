@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PLUGIN, TESTS_DIR, make_org, make_settings
+from conftest import PLUGIN, TESTS_DIR, build_platform, make_org, make_settings
 from starlette.testclient import TestClient
 
-from fleetprompt.db.migrate import upgrade_shared
 from fleetprompt.platform import Platform
 from fleetprompt.web.app import create_app
 
@@ -57,8 +56,7 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> httpx.Response:
 
 def test_serve_answers_health_runs_directives_and_stops_cleanly(database_url: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
-    platform = Platform.build(make_settings(database_url, data_dir, queue="auto"))
-    upgrade_shared(platform.db)
+    platform = build_platform(database_url, data_dir, queue="auto")
     org = make_org(platform, "acme")
     port = free_port()
     process = serve(database_url, data_dir, port)
@@ -85,8 +83,7 @@ def test_serve_answers_health_runs_directives_and_stops_cleanly(database_url: st
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_serve_without_runner_leaves_work_to_workers(database_url: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
-    platform = Platform.build(make_settings(database_url, data_dir, queue="auto"))
-    upgrade_shared(platform.db)
+    platform = build_platform(database_url, data_dir, queue="auto")
     org = make_org(platform, "acme")
     port = free_port()
     process = serve(database_url, data_dir, port, "--no-runner")

@@ -19,6 +19,21 @@ def build_huey(settings: Settings) -> Huey:
     if settings.queue == "memory":
         return MemoryHuey(QUEUE_NAME, immediate=True, results=False)
     if settings.is_postgres:
-        return PostgresHuey(QUEUE_NAME, dsn=libpq_dsn(settings.effective_database_url), results=False)
+        # Tables come from `fleetprompt db upgrade` (prepare_queue): concurrent CREATE TABLE IF NOT EXISTS
+        # from workers starting together can fail in PostgreSQL.
+        return PostgresHuey(
+            QUEUE_NAME, dsn=libpq_dsn(settings.effective_database_url), results=False, create_tables=False
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(QUEUE_NAME, filename=str((settings.data_dir / "queue.db").resolve()), results=False)
+
+
+def prepare_queue(huey: Huey) -> None:
+    """Create the queue's tables if missing (idempotent)."""
+    if isinstance(huey, PostgresHuey):
+        huey.storage.initialize_schema()
+
+
+def check_queue(huey: Huey) -> None:
+    """Raise if the queue's storage is unreachable or not created yet."""
+    huey.pending_count()

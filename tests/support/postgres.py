@@ -27,11 +27,13 @@ class PostgresUnavailable(RuntimeError):
 
 def find_bindir() -> Path:
     explicit = os.environ.get("FLEETPROMPT_PG_BINDIR")
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(Path(os.path.realpath(on_path)).parent)
+    if explicit:
+        candidates = [Path(explicit)]
+    else:
+        candidates = [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+        on_path = shutil.which("initdb")
+        if on_path:
+            candidates.append(Path(os.path.realpath(on_path)).parent)
     for candidate in candidates:
         if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
             return candidate
