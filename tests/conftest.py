@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -26,6 +28,7 @@ from fleetprompt.runner.queue import prepare_queue
 TESTS_DIR = Path(__file__).parent
 PLUGIN = "support.plugin"
 TEMPLATE_DB = "fp_template"
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +107,29 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return make_settings(database_url, tmp_path / "var")
+
+
+def run_concurrently(count: int, call: Callable[[], T]) -> list[T]:
+    """Start `count` threads on a barrier so they really overlap; re-raise the first error any of them hit."""
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            barrier.wait()
+            results.append(call())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def build_platform(database_url: str, data_dir: Path, **overrides: object) -> Platform:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from conftest import Org
+from conftest import Org, run_concurrently
 from sqlmodel import select
 
 from fleetprompt.accounts.users import set_membership
@@ -85,24 +84,11 @@ def test_invalid_payload_and_unknown_type_write_nothing(platform: Platform, org:
 
 
 def test_fifty_concurrent_filings_with_one_key_make_one_directive(platform: Platform, org: Org) -> None:
-    barrier = threading.Barrier(50)
-    results: list[tuple[uuid.UUID, bool]] = []
-    errors: list[BaseException] = []
-
-    def file() -> None:
-        try:
-            barrier.wait()
-            filed = platform.ledger.file(org.ctx("member"), "test.effect", {"label": "k"}, idempotency_key="key-1")
-            results.append((filed.directive.id, filed.created))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=file) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = run_concurrently(
+        50,
+        lambda: platform.ledger.file(org.ctx("member"), "test.effect", {"label": "k"}, idempotency_key="key-1"),
+    )
+    results = [(filed.directive.id, filed.created) for filed in results]
     assert len({directive_id for directive_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     rows, _ = platform.ledger.list("acme")

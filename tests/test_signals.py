@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from conftest import Org
+from conftest import Org, run_concurrently
 from sqlmodel import select
 from support.plugin import fanout_calls
 
@@ -38,25 +37,12 @@ def count(platform: Platform, name: str) -> int:
 
 
 def test_twenty_concurrent_emits_with_one_key_make_one_row(platform: Platform, org: Org) -> None:
-    barrier = threading.Barrier(20)
-    results: list[tuple[str, bool]] = []
-    errors: list[BaseException] = []
+    def emit_once() -> tuple[str, bool]:
+        with platform.ledger.transaction("acme") as session:
+            result = emit(session, draft())
+        return str(result.signal.id), result.created
 
-    def emit_once() -> None:
-        try:
-            barrier.wait()
-            with platform.ledger.transaction("acme") as session:
-                result = emit(session, draft())
-            results.append((str(result.signal.id), result.created))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=emit_once) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = run_concurrently(20, emit_once)
     assert count(platform, "forum.thread.locked") == 1
     assert len({signal_id for signal_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1

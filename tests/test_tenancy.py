@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from fleetprompt.accounts.context import Actor, RequestContext
-from fleetprompt.accounts.organizations import create_organization, list_organizations
+from fleetprompt.accounts.organizations import create_organization, get_organization, list_organizations
 from fleetprompt.accounts.passwords import verify_password
 from fleetprompt.accounts.tokens import InvalidToken, authenticate_token, create_token, hash_token, revoke_token
 from fleetprompt.accounts.users import add_user
@@ -166,3 +166,29 @@ def test_tokens_are_stored_hashed_and_checked(platform: Platform, org: Org) -> N
         create_token(platform.db, "acme", "nobody@acme.test")
     with pytest.raises(NotFound):
         revoke_token(platform.db, uuid.uuid4())
+
+
+def test_reads_do_not_wait_for_a_writer(platform: Platform, org: Org) -> None:
+    """A read-only transaction takes no write lock (SQLite: plain BEGIN), so it runs while a writer holds one."""
+    import threading
+
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with platform.ledger.transaction("acme") as session:
+            emit(session, SignalDraft(name="test.held.write", source="t", dedupe_key="held"))
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        rows, _ = platform.ledger.list("acme")
+        signals, _ = platform.ledger.signals("acme", SignalFilter(name="test.held.write"))
+        assert rows == [] and signals == []  # the writer has not committed yet
+        assert get_organization(platform.db, "acme").slug == "acme"
+    finally:
+        release.set()
+        thread.join()
+    assert len(platform.ledger.signals("acme", SignalFilter(name="test.held.write"))[0]) == 1

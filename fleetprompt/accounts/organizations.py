@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from fleetprompt.accounts.context import OrgRef
 from fleetprompt.db.engine import Database
@@ -47,7 +47,7 @@ def create_organization(db: Database, slug: str, name: str, tier: str = Tier.fre
 
 def get_organization(db: Database, slug: str) -> OrgRef:
     validate_slug(slug)
-    with Session(db.engine) as session:
+    with db.reading() as session:
         org = session.exec(select(Organization).where(Organization.slug == slug)).first()
     if org is None:
         raise NotFound(f"unknown organization {slug!r}")
@@ -55,5 +55,5 @@ def get_organization(db: Database, slug: str) -> OrgRef:
 
 
 def list_organizations(db: Database) -> list[OrgRef]:
-    with Session(db.engine) as session:
+    with db.reading() as session:
         return [_ref(org) for org in session.exec(select(Organization).order_by(Organization.slug)).all()]

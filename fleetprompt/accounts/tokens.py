@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from fleetprompt.accounts.context import OrgRef
 from fleetprompt.accounts.organizations import get_organization
@@ -81,7 +81,7 @@ def authenticate_token(db: Database, token: str | None, now: datetime | None = N
     if not token.startswith(TOKEN_PREFIX) or len(token) < 20 or len(token) > 200:
         raise InvalidToken("malformed API token (expected fp_...)")
     now = now or utcnow()
-    with Session(db.engine) as session:
+    with db.reading() as session:
         row = session.exec(
             select(ApiToken, Organization)
             .join(Organization, Organization.id == ApiToken.org_id)

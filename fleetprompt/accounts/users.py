@@ -6,7 +6,7 @@ import re
 import uuid
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from fleetprompt.accounts.organizations import get_organization
 from fleetprompt.accounts.passwords import hash_password
@@ -55,7 +55,7 @@ def add_user(db: Database, email: str, org_slug: str, role: str, password: str, 
 
 def get_user_by_email(db: Database, email: str) -> User:
     email = normalize_email(email)
-    with Session(db.engine) as session:
+    with db.reading() as session:
         user = session.exec(select(User).where(User.email == email)).first()
     if user is None:
         raise NotFound(f"unknown user {email!r}")
@@ -64,7 +64,7 @@ def get_user_by_email(db: Database, email: str) -> User:
 
 def role_of(db: Database, org_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
     """The user's role in the org, or None when they have no active membership."""
-    with Session(db.engine) as session:
+    with db.reading() as session:
         membership = session.exec(
             select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
         ).first()

@@ -18,6 +18,7 @@ from fleetprompt.db.tenancy import schema_name, sqlite_path
 from fleetprompt.models.base import TENANT_SCHEMA
 
 _AFTER_COMMIT = "fleetprompt.after_commit"
+READ_ONLY = "fleetprompt_read_only"
 SQLITE_ENGINE_CACHE = 256
 
 
@@ -36,7 +37,9 @@ def _configure_sqlite(engine: Engine) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no deadlocking lock upgrades); readers don't block anyone.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -114,6 +117,13 @@ class Database:
                 yield session
         for callback in callbacks:
             callback()
+
+    @contextmanager
+    def reading(self, slug: str | None = None) -> Iterator[Session]:
+        """A read-only transaction: one consistent snapshot, and on SQLite no write lock."""
+        engine = self.engine if slug is None else self.tenant_engine(slug)
+        with Session(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False) as session, session.begin():
+            yield session
 
     def forget_tenant(self, slug: str) -> None:
         with self._lock:

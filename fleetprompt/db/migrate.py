@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from fleetprompt.db.engine import Database
 from fleetprompt.db.tenancy import schema_name, sqlite_path
@@ -78,7 +78,7 @@ def drop_tenant_storage(db: Database, slug: str, connection: Connection | None =
 def upgrade_all(db: Database) -> list[str]:
     """`fleetprompt db upgrade`: shared tables, then every tenant. Returns the tenants migrated."""
     upgrade_shared(db)
-    with Session(db.engine) as session:
+    with db.reading() as session:
         slugs = list(session.exec(select(Organization.slug).order_by(Organization.slug)).all())
     for slug in slugs:
         upgrade_tenant(db, slug)

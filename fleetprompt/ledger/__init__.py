@@ -15,13 +15,13 @@ class Ledger(DirectiveLedger):
     def signals(
         self, tenant: str, filters: SignalFilter | None = None, cursor: str | None = None, limit: int = 50
     ) -> tuple[list[Signal], str | None]:
-        with self.db.transaction(tenant) as session:
+        with self.db.reading(tenant) as session:
             return list_signals(session, filters or SignalFilter(), cursor, limit)
 
     def timeline(
         self, tenant: str, subject_type: str, subject_id: str, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[TimelineEntry], str | None]:
-        with self.db.transaction(tenant) as session:
+        with self.db.reading(tenant) as session:
             return subject_timeline(session, subject_type, subject_id, cursor, limit)
 
     def replay(self, tenant: str, filters: SignalFilter) -> list[Signal]:

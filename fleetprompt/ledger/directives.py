@@ -169,6 +169,26 @@ class DirectiveLedger:
         )
         return session.exec(statement).scalars().first()
 
+    @staticmethod
+    def _still_ours(claimed: Directive) -> list[Any]:
+        """Fencing: the row is still running under this claim (attempt and run identify one claim)."""
+        return [
+            Directive.status == S.running.value,
+            Directive.attempt == claimed.attempt,
+            Directive.run_number == claimed.run_number,
+        ]
+
+    def _failed_signal(
+        self, session: Session, row: Directive, actor: Actor, error: str, retry_at: datetime | None, will_retry: bool
+    ) -> None:
+        extra = {
+            "attempt": row.attempt,
+            "error": error,
+            "will_retry": will_retry,
+            "retry_at": retry_at.isoformat() if retry_at else None,
+        }
+        self._signal(session, row, "failed", actor, extra, suffix=f":a{row.attempt}")
+
     # ------------------------------------------------------------------ filing
 
     def file(
@@ -387,7 +407,7 @@ class DirectiveLedger:
     # ------------------------------------------------------------------ reads
 
     def get(self, tenant: str, directive_id: uuid.UUID | str) -> Directive:
-        with self.db.transaction(tenant) as session:
+        with self.db.reading(tenant) as session:
             return self._load(session, directive_id)
 
     def list(
@@ -415,7 +435,7 @@ class DirectiveLedger:
                 )
             )
         query = query.order_by(col(Directive.created_at).desc(), col(Directive.id).desc()).limit(limit + 1)
-        with self.db.transaction(tenant) as session:
+        with self.db.reading(tenant) as session:
             rows = list(session.exec(query).all())
         next_cursor = None
         if len(rows) > limit:
@@ -457,11 +477,7 @@ class DirectiveLedger:
         done = self._transition(
             session,
             claimed.id,
-            [
-                Directive.status == S.running.value,
-                Directive.attempt == claimed.attempt,
-                Directive.run_number == claimed.run_number,
-            ],
+            self._still_ours(claimed),
             status=S.succeeded.value,
             result=result,
             last_error=None,
@@ -492,28 +508,12 @@ class DirectiveLedger:
             changed = self._transition(
                 session,
                 claimed.id,
-                [
-                    Directive.status == S.running.value,
-                    Directive.attempt == claimed.attempt,
-                    Directive.run_number == claimed.run_number,
-                ],
+                self._still_ours(claimed),
                 **values,
             )
             if changed is None:
                 return None
-            self._signal(
-                session,
-                changed,
-                "failed",
-                Actor.system(),
-                {
-                    "attempt": changed.attempt,
-                    "error": error,
-                    "will_retry": will_retry,
-                    "retry_at": retry_at.isoformat() if retry_at else None,
-                },
-                suffix=f":a{changed.attempt}",
-            )
+            self._failed_signal(session, changed, Actor.system(), error, retry_at, will_retry)
             if will_retry:
                 self._enqueue_after_commit(session, tenant, changed)
         return changed
@@ -528,11 +528,7 @@ class DirectiveLedger:
             released = self._transition(
                 session,
                 claimed.id,
-                [
-                    Directive.status == S.running.value,
-                    Directive.attempt == claimed.attempt,
-                    Directive.run_number == claimed.run_number,
-                ],
+                self._still_ours(claimed),
                 status=S.requested.value,
                 lease_expires_at=None,
                 scheduled_at=self.clock(),
@@ -542,14 +538,7 @@ class DirectiveLedger:
                 ),
             )
             if released is not None:
-                self._signal(
-                    session,
-                    released,
-                    "failed",
-                    Actor.system("worker"),
-                    {"attempt": released.attempt, "error": error, "will_retry": True, "retry_at": None},
-                    suffix=f":a{released.attempt}",
-                )
+                self._failed_signal(session, released, Actor.system("worker"), error, None, True)
                 self._enqueue_after_commit(session, tenant, released)
         return released
 
@@ -583,14 +572,7 @@ class DirectiveLedger:
             )
             for row in rows:
                 will_retry = row.status == S.requested.value
-                self._signal(
-                    session,
-                    row,
-                    "failed",
-                    Actor.system("sweeper"),
-                    {"attempt": row.attempt, "error": error, "will_retry": will_retry, "retry_at": None},
-                    suffix=f":a{row.attempt}",
-                )
+                self._failed_signal(session, row, Actor.system("sweeper"), error, None, will_retry)
                 if will_retry:
                     self._enqueue_after_commit(session, tenant, row)
         return rows
@@ -623,6 +605,6 @@ class DirectiveLedger:
         return ids
 
     def counts(self, tenant: str) -> dict[str, int]:
-        with self.db.transaction(tenant) as session:
+        with self.db.reading(tenant) as session:
             rows = session.exec(select(Directive.status, func.count()).group_by(Directive.status)).all()
         return {status: count for status, count in rows}

@@ -75,7 +75,7 @@ def execute_directive(ledger: Ledger, tenant: str, directive_id: uuid.UUID, clai
 
 def deliver_fanout(ledger: Ledger, registry: FanoutRegistry, tenant: str, signal_id: uuid.UUID) -> int:
     """Run each pending handler of one signal; each delivery commits with whatever its handler wrote."""
-    with ledger.db.transaction(tenant) as session:
+    with ledger.db.reading(tenant) as session:
         handlers = list(
             session.exec(
                 select(SignalDelivery.handler).where(
@@ -128,7 +128,7 @@ def deliver_fanout(ledger: Ledger, registry: FanoutRegistry, tenant: str, signal
 def pending_fanout(ledger: Ledger, tenant: str, older_than_seconds: float, limit: int = 500) -> list[uuid.UUID]:
     """Signals with deliveries still pending after a while (a lost wake-up or a failing handler)."""
     stale = utcnow() - timedelta(seconds=older_than_seconds)
-    with ledger.db.transaction(tenant) as session:
+    with ledger.db.reading(tenant) as session:
         return list(
             session.exec(
                 select(SignalDelivery.signal_id)
