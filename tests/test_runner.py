@@ -137,3 +137,20 @@ def test_only_one_process_leads_the_sweep(platform: Platform) -> None:
     finally:
         first.release()
         second.release()
+
+
+def test_a_future_directive_runs_when_due_without_the_sweeper(queued_platform: Platform) -> None:
+    platform = queued_platform
+    org = make_org(platform, "acme")
+    due = utcnow() + timedelta(seconds=1.5)
+    directive = platform.ledger.file(org.ctx(), "test.effect", {"label": "soon"}, not_before=due).directive
+    assert platform.runner.huey.pending_count() == 1  # a task with an eta; the consumer parks it in its schedule
+    embedded = EmbeddedRunner(platform.runner, workers=1)
+    embedded.sweeper.leadership.acquire = lambda: False  # prove the queue's own schedule runs it
+    embedded.start()
+    try:
+        wait_for(lambda: platform.ledger.get("acme", directive.id).status == "succeeded", timeout=15)
+    finally:
+        embedded.stop()
+    done = platform.ledger.get("acme", directive.id)
+    assert done.started_at is not None and done.started_at >= due

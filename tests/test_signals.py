@@ -115,6 +115,12 @@ def test_fanout_runs_after_commit_and_replay_runs_it_again(platform: Platform, o
     assert fanout_calls[str(signal.id)] == 2
     assert count(platform, "test.pong.received") == 1  # the handler is idempotent
     assert platform.ledger.replay("acme", SignalFilter(name="forum.thread.locked")) == []
+    later = ping(platform, "p1-later")
+    by_subject = platform.ledger.replay("acme", SignalFilter(subject_type="forum.thread", subject_id="1"))
+    assert {s.id for s in by_subject} == {signal.id, later.id}
+    by_time = platform.ledger.replay("acme", SignalFilter(since=later.occurred_at))
+    assert [s.id for s in by_time] == [later.id]
+    assert fanout_calls[str(signal.id)] == 3 and fanout_calls[str(later.id)] == 3
     with pytest.raises(InvalidInput, match="selection"):
         platform.ledger.replay("acme", SignalFilter())
 

@@ -192,3 +192,16 @@ def test_reads_do_not_wait_for_a_writer(platform: Platform, org: Org) -> None:
         release.set()
         thread.join()
     assert len(platform.ledger.signals("acme", SignalFilter(name="test.held.write"))[0]) == 1
+
+
+def test_many_tenants_each_with_their_own_storage(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond SQLite's ATTACH limit (10) and the engine cache, every tenant stays usable and separate."""
+    monkeypatch.setattr("fleetprompt.db.engine.SQLITE_ENGINE_CACHE", 5)
+    slugs = [f"tenant-{i}" for i in range(24)]
+    for slug in slugs:
+        create_organization(platform.db, slug, slug)
+        with platform.ledger.transaction(slug) as session:
+            emit(session, SignalDraft(name="test.tenant.hello", source="t", dedupe_key="hello", payload={"org": slug}))
+    for slug in reversed(slugs):
+        rows, _ = platform.ledger.signals(slug, SignalFilter(name="test.tenant.hello"))
+        assert [r.payload["org"] for r in rows] == [slug]

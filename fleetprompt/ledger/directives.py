@@ -222,6 +222,8 @@ class DirectiveLedger:
                 raise InvalidInput(f"idempotency_key must be 1 to {MAX_KEY_LENGTH} printable characters")
             if idempotency_key.startswith("auto:"):
                 raise InvalidInput("idempotency keys starting with 'auto:' are reserved")
+        if not_before is not None and not_before.tzinfo is None:
+            raise InvalidInput("not_before must carry a timezone (UTC)")
         subject = directive_type.subject(model)
         now = self.clock()
         needs_approval = directive_type.high_impact and ctx.actor.kind == ActorKind.agent
@@ -285,7 +287,7 @@ class DirectiveLedger:
             select(Directive).where(
                 Directive.args_hash == digest,
                 Directive.requested_by == actor.id,
-                col(Directive.idempotency_key).startswith(prefix),
+                col(Directive.idempotency_key).startswith(prefix, autoescape=True),
             )
         ).all()
         for row in rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from huey import Huey
 from huey.api import Task
@@ -20,7 +20,6 @@ from fleetprompt.models.ledger import Directive
 from fleetprompt.runner.execute import deliver_fanout, execute_directive
 
 log = logging.getLogger(__name__)
-ETA_THRESHOLD = timedelta(milliseconds=500)
 
 
 class Runner:
@@ -43,7 +42,7 @@ class Runner:
     def enqueue_directive(self, tenant: str, directive_id: uuid.UUID, eta: datetime | None = None) -> None:
         """Never raises: the directive is already persisted, and the sweeper re-enqueues what was lost."""
         try:
-            if eta is not None and eta - utcnow() > ETA_THRESHOLD and not self.huey.immediate:
+            if eta is not None and eta > utcnow() and not self.huey.immediate:
                 self.directive_task.schedule(args=(tenant, str(directive_id)), eta=eta)
             else:
                 self.directive_task(tenant, str(directive_id))
