@@ -8,17 +8,18 @@ import json
 import logging
 import sqlite3
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from fleetprompt.accounts.context import Actor, RequestContext
 from fleetprompt.accounts.organizations import create_organization, get_organization, list_organizations
-from fleetprompt.accounts.passwords import generate_password
 from fleetprompt.accounts.tokens import create_token
 from fleetprompt.accounts.users import add_user
 from fleetprompt.config import ConfigError, load_settings
@@ -53,6 +54,13 @@ def _directive_json(directive: Any) -> dict[str, Any]:
     data = directive.model_dump(mode="json")
     data.pop("args_hash", None)
     return data
+
+
+def _parse_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(f"--id must be a signal id (a UUID), got {value!r}") from None
 
 
 def _parse_since(value: str) -> datetime:
@@ -93,15 +101,14 @@ def cmd_org_create(platform: Platform, args: argparse.Namespace) -> None:
 def cmd_user_add(platform: Platform, args: argparse.Namespace) -> None:
     validate_slug(args.org)
     password = None
-    generated = False
     if not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\r\n") or None
-    if password is None:
-        password, generated = generate_password(), True
-    user = add_user(platform.db, args.email, args.org, args.role, password)
-    _out(f"added {user.email} to {args.org} as {args.role}")
-    if generated:
-        _out(f"password (shown once): {password}")
+    added = add_user(platform.db, args.email, args.org, args.role, password)
+    _out(f"added {added.user.email} to {args.org} as {args.role}")
+    if not added.created:
+        _out("existing user: their password is unchanged")
+    elif added.generated_password:
+        _out(f"password (shown once): {added.generated_password}")
 
 
 def cmd_token_create(platform: Platform, args: argparse.Namespace) -> None:
@@ -192,7 +199,8 @@ def cmd_signals_list(platform: Platform, args: argparse.Namespace) -> None:
 
 def cmd_signals_replay(platform: Platform, args: argparse.Namespace) -> None:
     get_organization(platform.db, args.org)
-    filters = SignalFilter(ids=args.id or None, name=args.name, since=_parse_since(args.since) if args.since else None)
+    ids = [_parse_id(value) for value in args.id or []]
+    filters = SignalFilter(ids=ids or None, name=args.name, since=_parse_since(args.since) if args.since else None)
     replayed = platform.ledger.replay(args.org, filters)
     _out(f"replaying fanout of {len(replayed)} signal(s)")
 
@@ -268,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_signals_list)
     p = signals.add_parser("replay", help="re-run fanout for selected signals")
     p.add_argument("--org", required=True)
-    p.add_argument("--id", action="append")
+    p.add_argument("--id", nargs="+", action="extend", metavar="ID")
     p.add_argument("--name")
     p.add_argument("--since")
     p.set_defaults(func=cmd_signals_replay)
@@ -307,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (FleetPromptError, CliError) as exc:
         _err(f"error: {exc}")
+        return EXIT_ERROR
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _err(f"error: invalid {'.'.join(str(p) for p in first['loc']) or 'input'}: {first['msg']}")
         return EXIT_ERROR
     except (OperationalError, ProgrammingError) as exc:
         _err(f"error: {_database_problem(exc, settings.effective_database_url)}")

@@ -34,6 +34,7 @@ class Platform:
     @classmethod
     def build(cls, settings: Settings | None = None) -> Platform:
         settings = settings or load_settings()
+        settings.resolved_secret_key()  # generated into DATA_DIR on the first start
         load_plugins(settings.plugins)
         db = Database(settings)
         return cls(settings=settings, db=db, runner=Runner(settings, db, build_huey(settings)))

@@ -167,7 +167,7 @@ def make_org(platform: Platform, slug: str) -> Org:
     ref = create_organization(platform.db, slug, slug.title())
     users = {}
     for role in ("owner", "admin", "member"):
-        users[role] = add_user(platform.db, f"{role}@{slug}.test", slug, role, "password-123").id
+        users[role] = add_user(platform.db, f"{role}@{slug}.test", slug, role, "password-123").user.id
     return Org(ref, users)
 
 

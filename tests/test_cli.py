@@ -74,6 +74,9 @@ def test_org_user_token(cli: Cli, database_url: str, tmp_path: Path) -> None:
     assert code == 0 and out.strip() == "added ann@acme.io to acme as admin"
     code, out, _ = cli("user", "add", "bob@acme.io", "--org", "acme", "--role", "member")
     assert code == 0 and "password (shown once): " in out
+    assert cli("org", "create", "globex", "--name", "Globex")[0] == 0
+    code, out, _ = cli("user", "add", "ann@acme.io", "--org", "globex", "--role", "member", stdin="other pass\n")
+    assert code == 0 and "existing user: their password is unchanged" in out and "shown once" not in out
     code, out, err = cli("token", "create", "--org", "acme", "--user", "ann@acme.io", "--label", "laptop")
     assert code == 0 and err == ""
     token = out.strip()
@@ -107,6 +110,7 @@ def test_org_user_token(cli: Cli, database_url: str, tmp_path: Path) -> None:
         (("signals", "list", "--org", "acme", "--subject", "nocolon"), "--subject must look like TYPE:ID"),
         (("signals", "replay", "--org", "acme", "--since", "yesterday"), "--since must be an ISO 8601 time"),
         (("signals", "replay", "--org", "acme"), "replay needs a selection"),
+        (("signals", "replay", "--org", "acme", "--id", "nope"), "--id must be a signal id"),
     ],
 )
 def test_error_paths_print_one_line(cli: Cli, argv: tuple[str, ...], message: str) -> None:
@@ -183,6 +187,8 @@ def test_replay_selects_by_id_and_name(cli: Cli, database_url: str, tmp_path: Pa
     code, out, _ = cli("signals", "replay", "--org", "acme", "--id", str(ping.id))
     assert code == 0 and out.strip() == "replaying fanout of 1 signal(s)"
     assert fanout_calls[str(ping.id)] == before + 1
+    code, out, _ = cli("signals", "replay", "--org", "acme", "--id", str(ping.id), str(uuid.uuid4()))
+    assert code == 0 and out.strip() == "replaying fanout of 1 signal(s)"
     code, out, _ = cli("signals", "replay", "--org", "acme", "--name", "test.ping.cli")
     assert out.strip() == "replaying fanout of 1 signal(s)"
 

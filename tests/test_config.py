@@ -34,6 +34,18 @@ def test_secret_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:
     assert not (tmp_path / "other" / "secret_key").exists()
 
 
+def test_the_first_start_generates_the_secret_key(tmp_path: Path) -> None:
+    from conftest import make_settings
+
+    from fleetprompt.platform import Platform
+
+    platform = Platform.build(make_settings(f"sqlite:///{tmp_path / 'var' / 'fp.db'}", tmp_path / "var"))
+    platform.close()
+    key_file = tmp_path / "var" / "secret_key"
+    assert key_file.exists() and len(key_file.read_text()) >= 48
+    assert [p.name for p in (tmp_path / "var").iterdir() if p.name.startswith(".secret_key")] == []
+
+
 def test_every_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETPROMPT_QUEUE", "kafka")
     monkeypatch.setenv("FLEETPROMPT_SWEEP_INTERVAL", "soon")

@@ -139,7 +139,13 @@ def test_passwords_are_hashed_and_emails_unique(platform: Platform, org: Org) ->
     with pytest.raises(InvalidInput, match="role"):
         add_user(platform.db, "r@acme.test", "acme", "boss", "password-123")
     make_org(platform, "globex")
-    add_user(platform.db, "owner@acme.test", "globex", "member", "ignored-password")  # same person, second org
+    added = add_user(platform.db, "owner@acme.test", "globex", "member", "other-password")  # same person, 2nd org
+    assert not added.created and added.generated_password is None
+    with platform.db.transaction() as session:
+        again = session.exec(select(User).where(User.email == "owner@acme.test")).one()
+    assert verify_password(again.password_hash, "password-123")  # an existing user's password never changes here
+    fresh = add_user(platform.db, "new@acme.test", "acme", "member")
+    assert fresh.created and fresh.generated_password and len(fresh.generated_password) >= 16
 
 
 def test_tokens_are_stored_hashed_and_checked(platform: Platform, org: Org) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from fleetprompt.accounts.organizations import get_organization
-from fleetprompt.accounts.passwords import hash_password
+from fleetprompt.accounts.passwords import generate_password, hash_password
 from fleetprompt.db.engine import Database
 from fleetprompt.errors import Conflict, InvalidInput, NotFound
 from fleetprompt.models.base import utcnow
@@ -31,15 +32,32 @@ def parse_role(role: str) -> Role:
     return Role(role)
 
 
-def add_user(db: Database, email: str, org_slug: str, role: str, password: str, name: str | None = None) -> User:
-    """Create the user if new and give them a membership; a second membership in the same org is a conflict."""
+@dataclass(frozen=True)
+class AddedUser:
+    user: User
+    created: bool
+    generated_password: str | None  # set only when a new user got a generated password
+
+
+def add_user(
+    db: Database, email: str, org_slug: str, role: str, password: str | None = None, name: str | None = None
+) -> AddedUser:
+    """Create the user if new (with `password`, or a generated one) and give them a membership.
+
+    An existing user keeps their password: it is never changed here. A second membership in the same org is
+    a conflict.
+    """
     email = normalize_email(email)
     member_role = parse_role(role)
     org = get_organization(db, org_slug)
     try:
         with db.transaction() as session:
             user = session.exec(select(User).where(User.email == email)).first()
+            created = user is None
+            generated = None
             if user is None:
+                if password is None:
+                    password = generated = generate_password()
                 user = User(email=email, password_hash=hash_password(password), name=name)
                 session.add(user)
                 session.flush()
@@ -50,7 +68,7 @@ def add_user(db: Database, email: str, org_slug: str, role: str, password: str, 
             session.add(Membership(org_id=org.id, user_id=user.id, role=member_role.value))
     except IntegrityError:
         raise Conflict(f"duplicate email: {email} already exists") from None
-    return user
+    return AddedUser(user, created, generated)
 
 
 def get_user_by_email(db: Database, email: str) -> User:

@@ -47,7 +47,7 @@ def _configure_sqlite(engine: Engine) -> Engine:
 def _sqlite_engine(path: Path, *, create: bool) -> Engine:
     mode = "rwc" if create else "rw"
     url = f"sqlite:///file:{path.resolve()}?mode={mode}&uri=true"
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
     return _configure_sqlite(engine)
 
 
@@ -74,7 +74,10 @@ class Database:
             settings.tenants_dir.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(db_path, create=True)
         else:
-            self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # hide_parameters: bound values (user data) never reach logs or error messages.
+            self.engine = create_engine(
+                self.url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+            )
 
     @property
     def is_postgres(self) -> bool:

@@ -52,11 +52,10 @@ def upgrade_tenant(db: Database, slug: str, connection: Connection | None = None
 def _upgrade_pg_schema(connection: Connection, schema: str) -> None:
     connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     previous = connection.exec_driver_sql("SHOW search_path").scalar_one()
-    connection.exec_driver_sql(f'SET search_path TO "{schema}"')
-    try:
-        _upgrade("tenant", connection)
-    finally:
-        connection.exec_driver_sql(f"SET search_path TO {previous}")
+    # SET LOCAL: a failure aborts the transaction, and the rollback restores the search path by itself.
+    connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+    _upgrade("tenant", connection)
+    connection.exec_driver_sql(f"SET LOCAL search_path TO {previous}")
 
 
 def drop_tenant_storage(db: Database, slug: str, connection: Connection | None = None) -> None:

@@ -25,7 +25,7 @@ from fleetprompt.config import Settings
 from fleetprompt.db.engine import Database, dialect_insert, on_commit
 from fleetprompt.errors import Forbidden, IdempotencyKeyReused, InvalidInput, InvalidState, NotFound
 from fleetprompt.ledger.dispatch import Dispatcher
-from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor, parse_time
+from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor
 from fleetprompt.ledger.registry import DirectiveRegistry, DirectiveType, directive_types
 from fleetprompt.ledger.signals import (
     SESSION_DISPATCHER,
@@ -290,10 +290,27 @@ class DirectiveLedger:
                 col(Directive.idempotency_key).startswith(prefix, autoescape=True),
             )
         ).all()
-        for row in rows:
-            if row.status in PENDING:
-                return row
+        pending = next((row for row in rows if row.status in PENDING), None)
+        if pending is not None and not self._superseded(session, pending):
+            return pending
         return f"{prefix}{len(rows)}"
+
+    @staticmethod
+    def _superseded(session: Session, pending: Directive) -> bool:
+        """Something else was asked of the same subject after `pending` (lock, unlock, then lock again)."""
+        if pending.subject_type is None:
+            return False
+        newer = session.exec(
+            select(Directive.id)
+            .where(
+                Directive.subject_type == pending.subject_type,
+                Directive.subject_id == pending.subject_id,
+                col(Directive.id) != pending.id,
+                col(Directive.created_at) >= pending.created_at,
+            )
+            .limit(1)
+        ).first()
+        return newer is not None
 
     # ------------------------------------------------------------------ decisions by people
 
@@ -332,7 +349,6 @@ class DirectiveLedger:
                 status=status,
                 decided_by=ctx.actor.id,
                 decided_at=now,
-                scheduled_at=now,
                 **({} if approve else {"completed_at": now, "last_error": f"rejected: {reason or 'no reason given'}"}),
             )
             if changed is None:
@@ -428,12 +444,11 @@ class DirectiveLedger:
             if value:
                 query = query.where(getattr(Directive, field) == value)
         if cursor:
-            at, last_id = decode_cursor(cursor, 2)
-            when = parse_time(at)
+            when, last_id = decode_cursor(cursor)
             query = query.where(
                 or_(
                     Directive.created_at < when,
-                    and_(Directive.created_at == when, col(Directive.id) < uuid.UUID(last_id)),
+                    and_(Directive.created_at == when, col(Directive.id) < last_id),
                 )
             )
         query = query.order_by(col(Directive.created_at).desc(), col(Directive.id).desc()).limit(limit + 1)
@@ -442,7 +457,7 @@ class DirectiveLedger:
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1].created_at.isoformat(), str(rows[-1].id))
+            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
         return rows, next_cursor
 
     # ------------------------------------------------------------------ lifecycle (called by the runner)

@@ -32,17 +32,19 @@ class DirectiveRun:
     ) -> EmitResult:
         """A domain signal caused by this directive, on behalf of whoever requested it."""
         directive = self.directive
+        subject_type = subject[0] if subject else directive.subject_type
+        subject_id = subject[1] if subject else directive.subject_id
         return emit(
             self.session,
             SignalDraft(
                 name=name,
                 source="runner",
                 payload=payload or {},
-                dedupe_key=dedupe_key or f"{name}:{directive.id}:r{directive.run_number}",
+                dedupe_key=dedupe_key or f"{name}:{subject_type}:{subject_id}:{directive.id}:r{directive.run_number}",
                 actor_type=directive.requested_by_type,
                 actor_id=directive.requested_by,
-                subject_type=subject[0] if subject else directive.subject_type,
-                subject_id=subject[1] if subject else directive.subject_id,
+                subject_type=subject_type,
+                subject_id=subject_id,
                 correlation_id=directive.correlation_id,
                 causation_id=str(directive.id),
                 metadata={"directive": directive.name},

@@ -1,39 +1,33 @@
-"""Opaque keyset cursors: (timestamp, id) pairs, so pages stay stable while rows are added."""
+"""Opaque keyset cursors: a (timestamp, id) pair, so pages stay stable while rows are added."""
 
 from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import datetime
 
 from fleetprompt.errors import InvalidInput
 
 MAX_PAGE = 500
+_INVALID = "invalid cursor: pass the next_cursor value of a previous page unchanged"
 
 
-def encode_cursor(*parts: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), str(row_id)]).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[str]:
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position after which the next page starts; anything malformed is the caller's InvalidInput."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(parts, list) or len(parts) != size or not all(isinstance(p, str) for p in parts):
-            raise ValueError
-        return parts
-    except ValueError:
-        raise InvalidInput("invalid cursor: pass the next_cursor value of a previous page unchanged") from None
-
-
-def parse_time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput("invalid cursor") from None
-    if parsed.tzinfo is None:
-        raise InvalidInput("invalid cursor")
-    return parsed
+        at, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, uuid.UUID(row_id)
+    except (ValueError, TypeError):
+        raise InvalidInput(_INVALID) from None
 
 
 def clamp_limit(limit: int) -> int:

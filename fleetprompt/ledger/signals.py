@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from fleetprompt.db.engine import dialect_insert, on_commit
 from fleetprompt.errors import Conflict, InvalidInput
-from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor, parse_time
+from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor
 from fleetprompt.ledger.registry import FanoutRegistry, fanout_handlers
 from fleetprompt.models.base import utcnow, uuid7
 from fleetprompt.models.ledger import Signal, SignalDelivery
@@ -200,16 +200,13 @@ def list_signals(
     limit = clamp_limit(limit)
     query = _filtered(select(Signal), filters)
     if cursor:
-        at, last_id = decode_cursor(cursor, 2)
-        when = parse_time(at)
-        query = query.where(
-            or_(Signal.occurred_at > when, and_(Signal.occurred_at == when, col(Signal.id) > uuid.UUID(last_id)))
-        )
+        when, last_id = decode_cursor(cursor)
+        query = query.where(or_(Signal.occurred_at > when, and_(Signal.occurred_at == when, col(Signal.id) > last_id)))
     rows = list(session.exec(query.order_by(col(Signal.occurred_at), col(Signal.id)).limit(limit + 1)).all())
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].occurred_at.isoformat(), str(rows[-1].id))
+        next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id)
     return rows, next_cursor
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor, parse_time
+from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor
 from fleetprompt.models.ledger import Directive, Signal
 
 
@@ -43,8 +43,7 @@ def subject_timeline(
     when: datetime | None = None
     last: uuid.UUID | None = None
     if cursor:
-        at, last_id = decode_cursor(cursor, 2)
-        when, last = parse_time(at), uuid.UUID(last_id)
+        when, last = decode_cursor(cursor)
     signals = session.exec(
         select(Signal)
         .where(
@@ -71,7 +70,7 @@ def subject_timeline(
     next_cursor = None
     if len(entries) > limit:
         entries = entries[:limit]
-        next_cursor = encode_cursor(entries[-1].at.isoformat(), str(entries[-1].id))
+        next_cursor = encode_cursor(entries[-1].at, entries[-1].id)
     return entries, next_cursor
 
 

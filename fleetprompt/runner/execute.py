@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from fleetprompt.accounts.context import Actor, ActorKind, OrgRef
 from fleetprompt.accounts.organizations import get_organization
-from fleetprompt.errors import FleetPromptError, InvalidInput, PermanentFailure
+from fleetprompt.errors import FleetPromptError, PermanentFailure
 from fleetprompt.ledger import Ledger
 from fleetprompt.ledger.directives import LeaseLost
 from fleetprompt.ledger.execution import DirectiveRun, FanoutEvent
@@ -22,6 +22,12 @@ from fleetprompt.models.ledger import Directive, Signal, SignalDelivery
 
 log = logging.getLogger(__name__)
 MAX_FANOUT_ATTEMPTS = 10
+
+
+def internal_error(exc: BaseException, reference: str) -> str:
+    """What is recorded about an unexpected error: its type and a log reference, never its text (which may
+    carry SQL, bound values or other internals)."""
+    return f"internal error ({type(exc).__name__}); see the worker log, reference {reference}"
 
 
 def _requester(directive: Directive) -> Actor:
@@ -62,15 +68,14 @@ def execute_directive(ledger: Ledger, tenant: str, directive_id: uuid.UUID, clai
             "directive %s in %s: claim lost (released or reclaimed); its run was rolled back", directive_id, tenant
         )
         return None
-    except (PermanentFailure, InvalidInput) as exc:
-        return ledger.fail(tenant, claimed, exc.message, retryable=False)
     except FleetPromptError as exc:
-        if exc.code == "forbidden":
-            return ledger.fail(tenant, claimed, f"forbidden: {exc.message}", retryable=False)
-        return ledger.fail(tenant, claimed, exc.message, retryable=True)
+        # Errors a caller could act on (the world changed, a role was lost): retrying cannot help.
+        message = exc.message if isinstance(exc, PermanentFailure) else f"{exc.code}: {exc.message}"
+        return ledger.fail(tenant, claimed, message, retryable=False)
     except Exception as exc:
-        log.exception("directive %s (%s) in %s raised", directive_id, claimed.name, tenant)
-        return ledger.fail(tenant, claimed, f"{type(exc).__name__}: {exc}", retryable=True)
+        reference = uuid.uuid4().hex[:12]
+        log.exception("directive %s (%s) in %s raised [ref %s]", directive_id, claimed.name, tenant, reference)
+        return ledger.fail(tenant, claimed, internal_error(exc, reference), retryable=True)
 
 
 def deliver_fanout(ledger: Ledger, registry: FanoutRegistry, tenant: str, signal_id: uuid.UUID) -> int:
@@ -113,12 +118,13 @@ def deliver_fanout(ledger: Ledger, registry: FanoutRegistry, tenant: str, signal
                 row.updated_at, row.last_error = utcnow(), None
             delivered += 1
         except Exception as exc:
-            log.exception("fanout handler %s failed for signal %s in %s", name, signal_id, tenant)
+            reference = uuid.uuid4().hex[:12]
+            log.exception("fanout handler %s failed for signal %s in %s [ref %s]", name, signal_id, tenant, reference)
             with ledger.db.transaction(tenant) as session:
                 row = session.get(SignalDelivery, (signal_id, name))
                 if row is not None and row.status == "pending":
                     row.attempts += 1
-                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    row.last_error = internal_error(exc, reference)
                     row.updated_at = utcnow()
                     if row.attempts >= MAX_FANOUT_ATTEMPTS:
                         row.status = "failed"

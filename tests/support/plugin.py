@@ -6,10 +6,11 @@ import collections
 import threading
 import time
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fleetprompt.errors import PermanentFailure
+from fleetprompt.errors import Conflict, PermanentFailure
 from fleetprompt.ledger.execution import DirectiveRun, FanoutEvent
 from fleetprompt.ledger.registry import DirectiveType, directive_types, fanout_handlers
 from fleetprompt.ledger.signals import SignalDraft, emit
@@ -21,6 +22,8 @@ class EffectPayload(BaseModel):
     sleep_ms: int = Field(default=0, ge=0, le=5000)
     fail_times: int = Field(default=0, ge=0)
     permanent: bool = False
+    conflict: bool = False
+    touch: list[str] = Field(default_factory=list)
 
 
 def _effect(run: DirectiveRun) -> dict[str, object]:
@@ -30,6 +33,10 @@ def _effect(run: DirectiveRun) -> dict[str, object]:
         time.sleep(payload.sleep_ms / 1000)
     if payload.permanent:
         raise PermanentFailure(f"{payload.label} cannot be done")
+    if payload.conflict:
+        raise Conflict(f"{payload.label} conflicts with the current state")
+    for item in payload.touch:  # the same signal name for several subjects, with the default dedupe key
+        run.emit("test.item.touched", {"item": item}, subject=("test.item", item))
     if run.directive.attempt <= payload.fail_times:
         raise RuntimeError(f"transient failure on attempt {run.directive.attempt}")
     # A unique dedupe key: if the effect ever ran twice, two rows would show it.
@@ -39,6 +46,28 @@ def _effect(run: DirectiveRun) -> dict[str, object]:
 
 def _subject(payload: EffectPayload) -> tuple[str, str]:
     return ("test.subject", payload.label)
+
+
+class TogglePayload(BaseModel):
+    target: str
+    state: Literal["on", "off"]
+
+
+def _toggle(run: DirectiveRun) -> dict[str, object]:
+    assert isinstance(run.payload, TogglePayload)
+    run.emit(f"test.target.switched_{run.payload.state}", {"target": run.payload.target})
+    return {"state": run.payload.state}
+
+
+if directive_types.find("test.toggle") is None:
+    directive_types.register(
+        DirectiveType(
+            name="test.toggle",
+            payload_model=TogglePayload,
+            subject=lambda p: ("test.target", p.target),
+            handler=_toggle,
+        )
+    )
 
 
 for name, role, high_impact in (
