@@ -8,10 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import PLUGIN, TESTS_DIR, build_platform, make_org
-from sqlmodel import func, select
+from sqlmodel import Session, func, select
 
 from fleetprompt.ledger.dispatch import NoDispatch
 from fleetprompt.models.ledger import Directive, Signal
@@ -43,6 +44,11 @@ def start_worker(env: dict[str, str], log: Path, threads: int = 4) -> subprocess
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
+
+
+def signals_per(session: Session, name: str, column: Any) -> dict[str, int]:
+    """How many `name` signals each value of `column` has (causation id: per directive that caused them)."""
+    return dict(session.exec(select(column, func.count()).where(Signal.name == name).group_by(column)).all())
 
 
 def status_counts(platform: Platform) -> dict[str, int]:
@@ -90,13 +96,7 @@ def test_same_ids_enqueued_three_times_run_once_across_two_worker_processes(data
         for worker in workers:
             stop(worker)
     with platform.db.transaction("acme") as session:
-        effects = dict(
-            session.exec(
-                select(Signal.causation_id, func.count())
-                .where(Signal.name == "test.effect.applied")
-                .group_by(Signal.causation_id)
-            ).all()
-        )
+        effects = signals_per(session, "test.effect.applied", Signal.causation_id)
         started = session.exec(select(func.count()).select_from(Signal).where(Signal.name == "directive.started")).one()
     platform.close()
     assert {effects.get(str(i)) for i in ids} == {1}
@@ -131,20 +131,8 @@ def test_kill_9_of_one_worker_loses_nothing_and_duplicates_nothing(database_url:
             stop(worker)
     with platform.db.transaction("acme") as session:
         directives = session.exec(select(Directive)).all()
-        effects = dict(
-            session.exec(
-                select(Signal.causation_id, func.count())
-                .where(Signal.name == "test.effect.applied")
-                .group_by(Signal.causation_id)
-            ).all()
-        )
-        succeeded = dict(
-            session.exec(
-                select(Signal.subject_id, func.count())
-                .where(Signal.name == "directive.succeeded")
-                .group_by(Signal.subject_id)
-            ).all()
-        )
+        effects = signals_per(session, "test.effect.applied", Signal.causation_id)
+        succeeded = signals_per(session, "directive.succeeded", Signal.subject_id)
         reclaimed = session.exec(
             select(func.count())
             .select_from(Signal)

@@ -135,7 +135,9 @@ def test_derived_key_allows_a_second_legitimate_action(platform: Platform, org: 
     assert other.created and other.directive.requested_by == str(org.users["member"])
 
 
-def test_retries_back_off_until_max_attempts(platform: Platform, org: Org, clock: FrozenClock) -> None:
+def test_retries_back_off_until_max_attempts(
+    platform: Platform, org: Org, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
     filed = platform.ledger.file(org.ctx(), "test.effect", {"label": "flaky", "fail_times": 2})
     first = platform.ledger.get("acme", filed.directive.id)
     assert (first.status, first.attempt) == ("requested", 1)
@@ -143,6 +145,8 @@ def test_retries_back_off_until_max_attempts(platform: Platform, org: Org, clock
     # Unexpected errors are recorded by type and log reference only (their text may carry internals).
     assert first.last_error.startswith("internal error (RuntimeError); see the worker log, reference ")
     assert "transient failure" not in first.last_error
+    reference = first.last_error.rsplit(" ", 1)[-1]
+    assert any(reference in r.getMessage() and "transient failure" in str(r.exc_info[1]) for r in caplog.records)
     platform.runner.run_directive("acme", str(first.id))  # not due yet: nothing happens
     assert platform.ledger.get("acme", first.id).attempt == 1
     clock.advance(2)

@@ -125,14 +125,20 @@ def test_fanout_runs_after_commit_and_replay_runs_it_again(platform: Platform, o
         platform.ledger.replay("acme", SignalFilter())
 
 
-def test_failed_or_lost_fanout_is_retried_by_the_sweeper(platform: Platform, org: Org) -> None:
+def test_failed_or_lost_fanout_is_retried_by_the_sweeper(
+    platform: Platform, org: Org, caplog: pytest.LogCaptureFixture
+) -> None:
     signal = ping(platform, "p2", explode=True)
     assert fanout_calls[str(signal.id)] == 1
     with platform.db.transaction("acme") as session:
         delivery = session.get(SignalDelivery, (signal.id, "tests.pong"))
         assert delivery is not None
         assert (delivery.status, delivery.attempts) == ("pending", 1)
-        assert "handler exploded" in (delivery.last_error or "")
+        error = delivery.last_error or ""
+        assert error.startswith("internal error (RuntimeError); see the worker log, reference ")
+        assert "handler exploded" not in error
+    reference = error.rsplit(" ", 1)[-1]
+    assert any(reference in record.getMessage() and record.exc_info for record in caplog.records)
     platform.settings.requeue_after = 0
     Sweeper(platform.runner).sweep_once()
     assert fanout_calls[str(signal.id)] == 2

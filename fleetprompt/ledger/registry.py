@@ -45,10 +45,11 @@ class DirectiveRegistry:
         return directive_type
 
     def handles(self, name: str) -> Callable[[DirectiveHandler], DirectiveHandler]:
-        """Decorator for runner modules: bind the handler of an already declared type."""
+        """Decorator for runner modules: bind the handler of an already declared type (unknown names fail now)."""
+        directive_type = self.get(name)
 
         def bind(handler: DirectiveHandler) -> DirectiveHandler:
-            self.get(name).handler = handler
+            directive_type.handler = handler
             return handler
 
         return bind
