@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from fleetprompt.accounts.context import Actor, RequestContext
 from fleetprompt.accounts.organizations import create_organization, get_organization, list_organizations
@@ -116,16 +116,10 @@ def cmd_token_create(platform: Platform, args: argparse.Namespace) -> None:
 
 
 def _require_ready(platform: Platform) -> None:
-    """Fail before starting long-running processes on a database that `db upgrade` never prepared."""
-    where = make_url(platform.settings.effective_database_url).render_as_string(hide_password=True)
-    try:
-        list_organizations(platform.db)
-        check_queue(platform.runner.huey)
-    except (ProgrammingError, OperationalError, psycopg.errors.UndefinedTable) as exc:
-        text = str(exc).lower()
-        if "no such table" in text or "does not exist" in text:
-            raise CliError(f"database at {where} is not initialised: run `fleetprompt db upgrade`") from None
-        raise
+    """Fail before starting long-running processes on a database that `db upgrade` never prepared
+    (the errors this raises are explained by main's database handler)."""
+    list_organizations(platform.db)
+    check_queue(platform.runner.huey)
 
 
 def cmd_serve(platform: Platform, args: argparse.Namespace) -> None:
@@ -283,14 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _database_problem(exc: DBAPIError, url: str) -> str:
+DATABASE_ERRORS = (DBAPIError, psycopg.Error, sqlite3.Error)  # SQLAlchemy's, and the queue's own drivers'
+
+
+def _database_problem(exc: Exception, url: str) -> str:
+    """One line an operator can act on; the URL is shown without its password."""
     where = make_url(url).render_as_string(hide_password=True)
-    text = str(exc.orig).lower() if exc.orig else str(exc).lower()
-    if "no such table" in text or ("relation" in text and "does not exist" in text):
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip()
+    lowered = text.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
         return f"database at {where} is not initialised: run `fleetprompt db upgrade`"
-    if isinstance(exc, OperationalError):
-        return f"database unreachable at {where}: {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
-    return f"database error at {where}: {type(exc.orig or exc).__name__}"
+    if isinstance(original, (psycopg.OperationalError, sqlite3.OperationalError)) or isinstance(exc, OperationalError):
+        return f"database unreachable at {where}: {text.splitlines()[0] if text else type(original).__name__}"
+    return f"database error at {where}: {type(original).__name__}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -320,16 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = exc.errors()[0]
         _err(f"error: invalid {'.'.join(str(p) for p in first['loc']) or 'input'}: {first['msg']}")
         return EXIT_ERROR
-    except (OperationalError, ProgrammingError) as exc:
+    except DATABASE_ERRORS as exc:
         _err(f"error: {_database_problem(exc, settings.effective_database_url)}")
-        return EXIT_ERROR
-    except DBAPIError as exc:
-        _err(f"error: {_database_problem(exc, settings.effective_database_url)}")
-        return EXIT_ERROR
-    except (psycopg.OperationalError, sqlite3.OperationalError) as exc:  # raised by the queue's own connection
-        where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _err(f"error: database unreachable at {where}: {reason}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -90,9 +90,9 @@ def test_a_late_worker_whose_lease_was_reclaimed_changes_nothing(platform: Platf
     assert [r.id for r in reclaimed] == [directive.id] and reclaimed[0].status == "requested"
     fresh_claim = platform.ledger.claim("acme", directive.id)
     assert fresh_claim is not None and fresh_claim.attempt == 2
-    assert execute_directive(platform.ledger, "acme", directive.id, stale_claim) is None
+    assert execute_directive(platform.ledger, "acme", stale_claim) is None
     assert effect_count(platform, "acme", directive.id) == 0
-    done = execute_directive(platform.ledger, "acme", directive.id, fresh_claim)
+    done = execute_directive(platform.ledger, "acme", fresh_claim)
     assert done is not None and done.status == "succeeded"
     assert effect_count(platform, "acme", directive.id) == 1
     failed = platform.ledger.signals("acme", SignalFilter(name="directive.failed"))[0]

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from fleetprompt.db.engine import dialect_insert, on_commit
 from fleetprompt.errors import Conflict, InvalidInput
 from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor
-from fleetprompt.ledger.registry import FanoutRegistry, fanout_handlers
+from fleetprompt.ledger.registry import FanoutRegistry, FanoutSubscription, fanout_handlers
 from fleetprompt.models.base import utcnow, uuid7
 from fleetprompt.models.ledger import Signal, SignalDelivery
 
@@ -144,18 +144,29 @@ def emit(
     return EmitResult(signal, created=True)
 
 
+def _pending_deliveries(signal: Signal, subscriptions: list[FanoutSubscription]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "signal_id": signal.id,
+            "handler": s.name,
+            "status": "pending",
+            "attempts": 0,
+            "updated_at": now,
+            "last_error": None,
+            "delivered_at": None,
+        }
+        for s in subscriptions
+    ]
+
+
 def _schedule_fanout(session: Session, signal: Signal, registry: FanoutRegistry) -> None:
     """Record one pending delivery per matching handler (the outbox), then wake the runner after commit."""
     subscriptions = registry.matching(signal.name)
     if not subscriptions:
         return
-    now = utcnow()
     insert = dialect_insert(session)
-    rows = [
-        {"signal_id": signal.id, "handler": s.name, "status": "pending", "attempts": 0, "updated_at": now}
-        for s in subscriptions
-    ]
-    session.exec(insert(SignalDelivery).values(rows).on_conflict_do_nothing())
+    session.exec(insert(SignalDelivery).values(_pending_deliveries(signal, subscriptions)).on_conflict_do_nothing())
     tenant = session.info.get(SESSION_TENANT)
     dispatcher = session.info.get(SESSION_DISPATCHER)
     if tenant is not None and dispatcher is not None:
@@ -217,29 +228,16 @@ def mark_for_replay(
     if not (filters.ids or filters.name or filters.subject_type or filters.since or filters.correlation_id):
         raise InvalidInput("replay needs a selection: ids, name, subject or a start time")
     signals = list(session.exec(_filtered(select(Signal), filters).order_by(col(Signal.occurred_at))).all())
-    now = utcnow()
     insert = dialect_insert(session)
     selected = []
     for signal in signals:
         subscriptions = registry.matching(signal.name)
         if not subscriptions:
             continue
-        rows = [
-            {
-                "signal_id": signal.id,
-                "handler": s.name,
-                "status": "pending",
-                "attempts": 0,
-                "updated_at": now,
-                "last_error": None,
-                "delivered_at": None,
-            }
-            for s in subscriptions
-        ]
-        statement = insert(SignalDelivery).values(rows)
+        statement = insert(SignalDelivery).values(_pending_deliveries(signal, subscriptions))
         statement = statement.on_conflict_do_update(
             index_elements=["signal_id", "handler"],
-            set_={"status": "pending", "attempts": 0, "updated_at": now, "last_error": None},
+            set_={"status": "pending", "attempts": 0, "updated_at": utcnow(), "last_error": None},
         )
         session.exec(statement)
         selected.append(signal)

@@ -42,11 +42,11 @@ def _as_result(value: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
     return dict(value)
 
 
-def execute_directive(ledger: Ledger, tenant: str, directive_id: uuid.UUID, claimed: Directive) -> Directive | None:
+def execute_directive(ledger: Ledger, tenant: str, claimed: Directive) -> Directive | None:
     """Apply a claimed directive: domain change, domain signals and success commit together or not at all."""
-    org = get_organization(ledger.db, tenant)
     directive_type = ledger.registry.find(claimed.name)
     try:
+        org = get_organization(ledger.db, tenant)
         if directive_type is None or directive_type.handler is None:
             raise PermanentFailure(f"no handler is registered for directive type {claimed.name!r}")
         # Roles are checked again when running: the requester may have lost them since filing.
@@ -65,7 +65,7 @@ def execute_directive(ledger: Ledger, tenant: str, directive_id: uuid.UUID, clai
             return ledger.succeed(session, claimed, _as_result(result))
     except LeaseLost:
         log.warning(
-            "directive %s in %s: claim lost (released or reclaimed); its run was rolled back", directive_id, tenant
+            "directive %s in %s: claim lost (released or reclaimed); its run was rolled back", claimed.id, tenant
         )
         return None
     except FleetPromptError as exc:
@@ -74,7 +74,7 @@ def execute_directive(ledger: Ledger, tenant: str, directive_id: uuid.UUID, clai
         return ledger.fail(tenant, claimed, message, retryable=False)
     except Exception as exc:
         reference = uuid.uuid4().hex[:12]
-        log.exception("directive %s (%s) in %s raised [ref %s]", directive_id, claimed.name, tenant, reference)
+        log.exception("directive %s (%s) in %s raised [ref %s]", claimed.id, claimed.name, tenant, reference)
         return ledger.fail(tenant, claimed, internal_error(exc, reference), retryable=True)
 
 

@@ -66,7 +66,7 @@ class Runner:
         with self._claims_lock:
             self._claims[task_id] = (tenant, claimed)
         try:
-            execute_directive(self.ledger, tenant, claimed.id, claimed)
+            execute_directive(self.ledger, tenant, claimed)
         finally:
             with self._claims_lock:
                 self._claims.pop(task_id, None)
