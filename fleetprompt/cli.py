@@ -26,7 +26,7 @@ from fleetprompt.config import ConfigError, load_settings
 from fleetprompt.db.migrate import upgrade_all
 from fleetprompt.db.tenancy import validate_slug
 from fleetprompt.errors import FleetPromptError, InvalidInput
-from fleetprompt.ledger import DirectiveFilter, SignalFilter
+from fleetprompt.ledger import DirectiveFilter, Filed, SignalFilter
 from fleetprompt.platform import Platform
 from fleetprompt.runner.queue import check_queue, prepare_queue
 
@@ -168,8 +168,8 @@ def _directive_action(action: str) -> Callable[[Platform, argparse.Namespace], N
             directive = platform.ledger.get(args.org, args.id)
         else:
             ctx = _operator_context(platform, args.org)
-            method = getattr(platform.ledger, action)
-            directive = method(ctx, args.id)
+            outcome = getattr(platform.ledger, action)(ctx, args.id)
+            directive = outcome.directive if isinstance(outcome, Filed) else outcome
         _out(json.dumps(_directive_json(directive), indent=2, sort_keys=True))
 
     return run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class FleetPromptError(Exception):
     """Base for errors whose message is safe and useful to show to the caller."""
@@ -43,3 +45,18 @@ class PermanentFailure(FleetPromptError):
     """Raised by a directive handler when retrying cannot help (the world changed: thread locked, ...)."""
 
     code = "permanent_failure"
+
+
+class InternalError(FleetPromptError):
+    """Something failed on our side; the message carries only a reference to the log entry."""
+
+    code = "internal_error"
+
+
+def validation_message(exc: ValidationError, limit: int = 5) -> str:
+    """A pydantic error as one line a caller can act on: `field: problem; field: problem`."""
+    parts = []
+    for error in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in error["loc"]) or "input"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

@@ -221,7 +221,7 @@ def test_rerun_keeps_id_and_key_and_needs_admin(platform: Platform, org: Org) ->
     done = platform.ledger.file(org.ctx("member"), "test.effect", {"label": "r"}, idempotency_key="rk").directive
     with pytest.raises(Forbidden, match="admin"):
         platform.ledger.rerun(org.ctx("member"), done.id)
-    rerun = platform.ledger.rerun(org.ctx("admin"), done.id)
+    rerun = platform.ledger.rerun(org.ctx("admin"), done.id).directive
     assert (rerun.id, rerun.idempotency_key, rerun.run_number) == (done.id, "rk", 2)
     final = platform.ledger.get("acme", done.id)
     assert (final.status, final.run_number) == ("succeeded", 2)

@@ -23,7 +23,14 @@ from fleetprompt.accounts.context import Actor, ActorKind, OrgRef, RequestContex
 from fleetprompt.accounts.users import role_of
 from fleetprompt.config import Settings
 from fleetprompt.db.engine import Database, dialect_insert, on_commit
-from fleetprompt.errors import Forbidden, IdempotencyKeyReused, InvalidInput, InvalidState, NotFound
+from fleetprompt.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    validation_message,
+)
 from fleetprompt.ledger.dispatch import Dispatcher
 from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor
 from fleetprompt.ledger.registry import DirectiveRegistry, DirectiveType, directive_types
@@ -35,7 +42,7 @@ from fleetprompt.ledger.signals import (
     ensure_no_secrets,
 )
 from fleetprompt.models.base import utcnow, uuid7
-from fleetprompt.models.ledger import Directive, DirectiveStatus
+from fleetprompt.models.ledger import Directive, DirectiveStatus, Signal
 from fleetprompt.models.tenancy import Role
 
 S = DirectiveStatus
@@ -65,14 +72,6 @@ class DirectiveFilter(BaseModel):
 def args_hash(name: str, payload: dict[str, Any]) -> str:
     canonical = json.dumps({"name": name, "payload": payload}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "payload"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
 
 
 class DirectiveLedger:
@@ -199,8 +198,13 @@ class DirectiveLedger:
         *,
         idempotency_key: str | None = None,
         not_before: datetime | None = None,
+        precheck: Callable[[Session], None] | None = None,
     ) -> Filed:
-        """Validate, check the role, then insert (or find by key) and emit directive.requested in one transaction."""
+        """Validate, check the role, then insert (or find by key) and emit directive.requested in one transaction.
+
+        `precheck` runs in that transaction only when a new directive is about to be created (a repeated request
+        returns the existing directive whatever changed since); it raises to refuse, and nothing is written.
+        """
         directive_type = self._type(name)
         try:
             raw = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
@@ -211,7 +215,7 @@ class DirectiveLedger:
                 raise InvalidInput(f"invalid {name} payload: unknown field(s) {', '.join(unknown)}")
             model = directive_type.payload_model.model_validate(raw)
         except ValidationError as exc:
-            raise InvalidInput(f"invalid {name} payload: {_validation_message(exc)}") from None
+            raise InvalidInput(f"invalid {name} payload: {validation_message(exc)}") from None
         self.require_role(ctx, directive_type.required_role, f"filing {name}")
         canonical = model.model_dump(mode="json")
         ensure_no_secrets(canonical, "directive payload")
@@ -226,12 +230,18 @@ class DirectiveLedger:
             raise InvalidInput("not_before must carry a timezone (UTC)")
         subject = directive_type.subject(model)
         now = self.clock()
-        needs_approval = directive_type.high_impact and ctx.actor.kind == ActorKind.agent
+        needs_approval = directive_type.is_high_impact(model) and ctx.actor.kind == ActorKind.agent
         tenant = ctx.org.slug
         with self.transaction(tenant) as session:
             key = idempotency_key or self._derived_key(session, name, digest, ctx.actor)
             if isinstance(key, Directive):
                 return Filed(key, created=False)
+            if idempotency_key is not None:
+                existing = session.exec(select(Directive).where(Directive.idempotency_key == key)).first()
+                if existing is not None:
+                    return Filed(self._same_request(existing, name, digest), created=False)
+            if precheck is not None:
+                precheck(session)
             values = {
                 "id": uuid7(),
                 "name": name,
@@ -390,15 +400,22 @@ class DirectiveLedger:
             self._signal(session, changed, "canceled", ctx.actor, {"reason": reason} if reason else None)
         return changed
 
-    def rerun(self, ctx: RequestContext, directive_id: uuid.UUID | str) -> Directive:
-        """Owner/admin only: a finished directive runs again with the same id and key."""
+    def rerun(self, ctx: RequestContext, directive_id: uuid.UUID | str, request_key: str | None = None) -> Filed:
+        """Owner/admin only: a finished directive runs again with the same id and key.
+
+        `request_key` makes the rerun request itself repeatable: a second call with the same key finds the
+        rerun it already started instead of starting another.
+        """
         with self.transaction(ctx.org.slug) as session:
             directive = self._load(session, directive_id)
             directive_type = self._type(directive.name)
             needed = max(Role.admin, directive_type.required_role, key=lambda r: r.rank)
             self.require_role(ctx, needed, f"rerunning {directive.name}")
+            if request_key is not None and self._rerun_requested(session, directive, request_key):
+                return Filed(directive, created=False)
             now = self.clock()
-            needs_approval = directive_type.high_impact and ctx.actor.kind == ActorKind.agent
+            stored = directive_type.payload_model.model_validate(directive.payload)
+            needs_approval = directive_type.is_high_impact(stored) and ctx.actor.kind == ActorKind.agent
             changed = self._transition(
                 session,
                 directive.id,
@@ -417,10 +434,25 @@ class DirectiveLedger:
             )
             if changed is None:
                 raise InvalidState(f"directive {directive.id} is {directive.status}; only finished directives rerun")
-            self._signal(session, changed, "requested", ctx.actor, {"rerun": True, "run_number": changed.run_number})
+            extra = {"rerun": True, "run_number": changed.run_number, "rerun_key": request_key}
+            self._signal(session, changed, "requested", ctx.actor, extra)
             if changed.status == S.requested.value:
                 self._enqueue_after_commit(session, ctx.org.slug, changed)
-        return changed
+        return Filed(changed, created=True)
+
+    @staticmethod
+    def _rerun_requested(session: Session, directive: Directive, request_key: str) -> bool:
+        found = session.exec(
+            select(Signal.id)
+            .where(
+                Signal.name == "directive.requested",
+                Signal.subject_type == "directive",
+                Signal.subject_id == str(directive.id),
+                Signal.payload["rerun_key"].as_string() == request_key,
+            )
+            .limit(1)
+        ).first()
+        return found is not None
 
     # ------------------------------------------------------------------ reads
 

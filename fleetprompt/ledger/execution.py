@@ -9,18 +9,25 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from fleetprompt.accounts.context import OrgRef
+from fleetprompt.db.engine import Database
 from fleetprompt.ledger.signals import EmitResult, SignalDraft, emit
 from fleetprompt.models.ledger import Directive, Signal
+from fleetprompt.models.tenancy import Role
 
 
 @dataclass
 class DirectiveRun:
-    """A handler applies its change through `session` and states facts through `emit`; both commit together."""
+    """A handler applies its change through `session` and states facts through `emit`; both commit together.
+
+    `db` reaches the shared tables (the package registry); `role` is the requester's role, checked again now.
+    """
 
     org: OrgRef
     session: Session
     directive: Directive
     payload: BaseModel
+    db: Database
+    role: Role
 
     def emit(
         self,
@@ -60,3 +67,4 @@ class FanoutEvent:
     session: Session
     signal: Signal
     handler: str
+    db: Database

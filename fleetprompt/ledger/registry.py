@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 DirectiveHandler = Callable[["DirectiveRun"], BaseModel | dict[str, Any] | None]
 SubjectOf = Callable[[Any], tuple[str, str] | None]
+HighImpact = bool | Callable[[Any], bool]
 FanoutHandler = Callable[["FanoutEvent"], None]
 
 
@@ -24,11 +25,15 @@ class DirectiveType:
     name: str
     payload_model: type[BaseModel]
     required_role: Role = Role.member
-    high_impact: bool = False
+    high_impact: HighImpact = False
     subject: SubjectOf = field(default=lambda _payload: None)
     max_attempts: int = 5
     handler: DirectiveHandler | None = None
     description: str = ""
+
+    def is_high_impact(self, payload: BaseModel) -> bool:
+        """Some types destroy data only with certain arguments (uninstall with purge)."""
+        return self.high_impact(payload) if callable(self.high_impact) else self.high_impact
 
 
 class DirectiveRegistry:

@@ -54,14 +54,15 @@ def subject_timeline(
         .order_by(col(Signal.occurred_at), col(Signal.id))
         .limit(limit + 1)
     ).all()
-    directive_filter = (
-        [col(Directive.id) == uuid.UUID(subject_id)]
-        if subject_type == "directive" and _is_uuid(subject_id)
-        else [Directive.subject_type == subject_type, Directive.subject_id == subject_id]
-    )
+    if subject_type == "directive":
+        directive_filter = col(Directive.id) == uuid.UUID(subject_id) if _is_uuid(subject_id) else False
+    else:
+        about = and_(Directive.subject_type == subject_type, Directive.subject_id == subject_id)
+        causes = _causing_directives(session, subject_type, subject_id)
+        directive_filter = or_(about, col(Directive.id).in_(causes)) if causes else about
     directives = session.exec(
         select(Directive)
-        .where(*directive_filter, _after(Directive.created_at, col(Directive.id), when, last))
+        .where(directive_filter, _after(Directive.created_at, col(Directive.id), when, last))
         .order_by(col(Directive.created_at), col(Directive.id))
         .limit(limit + 1)
     ).all()
@@ -72,6 +73,17 @@ def subject_timeline(
         entries = entries[:limit]
         next_cursor = encode_cursor(entries[-1].at, entries[-1].id)
     return entries, next_cursor
+
+
+def _causing_directives(session: Session, subject_type: str, subject_id: str) -> list[uuid.UUID]:
+    """Directives filed about something else that caused facts about this subject (the thread-create directive
+    is about its category, but it caused `forum.thread.created`): they belong to this subject's history too."""
+    causes = session.exec(
+        select(Signal.causation_id)
+        .where(Signal.subject_type == subject_type, Signal.subject_id == subject_id, Signal.source == "runner")
+        .distinct()
+    ).all()
+    return [uuid.UUID(c) for c in causes if c and _is_uuid(c)]
 
 
 def _is_uuid(value: str) -> bool:

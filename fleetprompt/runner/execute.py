@@ -61,7 +61,8 @@ def execute_directive(ledger: Ledger, tenant: str, claimed: Directive) -> Direct
         except ValidationError as exc:
             raise PermanentFailure(f"stored payload no longer validates: {exc.errors()[0]['msg']}") from None
         with ledger.transaction(tenant) as session:
-            result = directive_type.handler(DirectiveRun(org=org, session=session, directive=claimed, payload=payload))
+            run = DirectiveRun(org=org, session=session, directive=claimed, payload=payload, db=ledger.db, role=role)
+            result = directive_type.handler(run)
             return ledger.succeed(session, claimed, _as_result(result))
     except LeaseLost:
         log.warning(
@@ -113,7 +114,7 @@ def deliver_fanout(ledger: Ledger, registry: FanoutRegistry, tenant: str, signal
                 signal = session.get(Signal, signal_id)
                 if signal is None:
                     continue
-                subscription.handler(FanoutEvent(org=org, session=session, signal=signal, handler=name))
+                subscription.handler(FanoutEvent(org=org, session=session, signal=signal, handler=name, db=ledger.db))
                 row.status, row.attempts, row.delivered_at = "delivered", row.attempts + 1, utcnow()
                 row.updated_at, row.last_error = utcnow(), None
             delivered += 1

@@ -1,0 +1,165 @@
+"""Forum directive types. Limits live in the payload models, so filing and running enforce the same ones."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlmodel import Session, select
+
+from fleetprompt.db.lookup import fetch
+from fleetprompt.errors import Conflict, Forbidden, InvalidState
+from fleetprompt.ledger.registry import DirectiveType, directive_types
+from fleetprompt.models.forum import (
+    POST_MAX,
+    TITLE_MAX,
+    CategoryStatus,
+    ForumCategory,
+    ForumPost,
+    ForumThread,
+    PostStatus,
+    ThreadStatus,
+)
+from fleetprompt.models.marketplace import SLUG_PATTERN
+from fleetprompt.models.tenancy import Role
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
+PostContent = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=POST_MAX)]
+CategorySlug = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=64, pattern=SLUG_PATTERN)
+]
+CategoryName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CategoryCreate(_Payload):
+    slug: CategorySlug
+    name: CategoryName
+    description: Description | None = None
+
+
+class CategoryRef(_Payload):
+    category_id: uuid.UUID
+
+
+class ThreadCreate(_Payload):
+    category_id: uuid.UUID
+    title: Title
+    content: PostContent
+
+
+class ThreadRef(_Payload):
+    thread_id: uuid.UUID
+
+
+class PostCreate(_Payload):
+    thread_id: uuid.UUID
+    content: PostContent
+
+
+class PostEdit(_Payload):
+    post_id: uuid.UUID
+    content: PostContent
+
+
+class PostRef(_Payload):
+    post_id: uuid.UUID
+
+
+def _category(p: CategoryRef | ThreadCreate) -> tuple[str, str]:
+    return ("forum.category", str(p.category_id))
+
+
+def _thread(p: ThreadRef | PostCreate) -> tuple[str, str]:
+    return ("forum.thread", str(p.thread_id))
+
+
+def _post(p: PostRef | PostEdit) -> tuple[str, str]:
+    return ("forum.post", str(p.post_id))
+
+
+CATEGORY_CREATE = directive_types.register(
+    DirectiveType("forum.category.create", CategoryCreate, Role.admin, description="Create a forum category.")
+)
+CATEGORY_ARCHIVE = directive_types.register(
+    DirectiveType("forum.category.archive", CategoryRef, Role.admin, subject=_category, description="Archive one.")
+)
+THREAD_CREATE = directive_types.register(
+    DirectiveType("forum.thread.create", ThreadCreate, Role.member, subject=_category, description="New thread.")
+)
+THREAD_LOCK = directive_types.register(
+    DirectiveType("forum.thread.lock", ThreadRef, Role.admin, subject=_thread, description="Lock a thread.")
+)
+THREAD_UNLOCK = directive_types.register(
+    DirectiveType("forum.thread.unlock", ThreadRef, Role.admin, subject=_thread, description="Reopen a thread.")
+)
+POST_CREATE = directive_types.register(
+    DirectiveType("forum.post.create", PostCreate, Role.member, subject=_thread, description="Reply to a thread.")
+)
+# Members may edit their own posts; the handler allows others' posts only to admins.
+POST_EDIT = directive_types.register(
+    DirectiveType("forum.post.edit", PostEdit, Role.member, subject=_post, description="Edit a post.")
+)
+POST_HIDE = directive_types.register(
+    DirectiveType("forum.post.hide", PostRef, Role.admin, subject=_post, description="Hide a post.")
+)
+POST_UNHIDE = directive_types.register(
+    DirectiveType("forum.post.unhide", PostRef, Role.admin, subject=_post, description="Unhide a post.")
+)
+POST_DELETE = directive_types.register(
+    DirectiveType(
+        "forum.post.delete", PostRef, Role.admin, high_impact=True, subject=_post, description="Delete a post."
+    )
+)
+
+
+# ---------------------------------------------------------------- preconditions
+# Checked when filing (a tool error) and again when running (the directive fails with the same message).
+# `lock` takes row locks when running, so a concurrent lock or hide cannot slip between check and write.
+
+
+def active_category(session: Session, category_id: uuid.UUID, *, lock: bool = False) -> ForumCategory:
+    category = fetch(session, ForumCategory, category_id, "forum category", lock=lock)
+    if category.status != CategoryStatus.active:
+        raise InvalidState(f"forum category {category.slug!r} is archived; new threads need an active category")
+    return category
+
+
+def unused_category_slug(session: Session, slug: str) -> None:
+    if session.exec(select(ForumCategory.id).where(ForumCategory.slug == slug)).first() is not None:
+        raise Conflict(f"a forum category with slug {slug!r} already exists; choose another slug")
+
+
+def open_thread(session: Session, thread_id: uuid.UUID, *, lock: bool = False) -> ForumThread:
+    thread = fetch(session, ForumThread, thread_id, "forum thread", lock=lock)
+    if thread.status != ThreadStatus.open:
+        raise InvalidState(f"thread {thread.id} is {thread.status}; replies need an open thread")
+    category = session.get(ForumCategory, thread.category_id)
+    if category is not None and category.status != CategoryStatus.active:
+        raise InvalidState(f"thread {thread.id} is in archived category {category.slug!r}; it takes no replies")
+    return thread
+
+
+def editable_post(
+    session: Session, post_id: uuid.UUID, actor_id: str | None, is_admin: bool, *, lock: bool = False
+) -> ForumPost:
+    post = fetch(session, ForumPost, post_id, "forum post", lock=lock)
+    if not is_admin and post.author_id != actor_id:
+        raise Forbidden("only the post's author or an admin can edit it")
+    if post.status == PostStatus.deleted:
+        raise InvalidState(f"post {post.id} is deleted and cannot be edited")
+    if not is_admin:
+        open_thread(session, post.thread_id, lock=lock)
+    return post
+
+
+def moderatable_post(session: Session, post_id: uuid.UUID, action: str, *, lock: bool = False) -> ForumPost:
+    post = fetch(session, ForumPost, post_id, "forum post", lock=lock)
+    if post.status == PostStatus.deleted and action in ("hide", "unhide"):
+        raise InvalidState(f"post {post.id} is deleted; it cannot be {action}d")
+    return post

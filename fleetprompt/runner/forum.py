@@ -1,0 +1,219 @@
+"""Forum handlers: the only code that writes forum rows. Each checks its preconditions again (the world may
+have changed since filing), applies its change and signals in the directive's transaction, and is idempotent:
+a row it created is found again by its directive id, and a state already reached changes nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from fleetprompt.db.lookup import fetch
+from fleetprompt.errors import InvalidState
+from fleetprompt.ledger.execution import DirectiveRun
+from fleetprompt.ledger.registry import directive_types
+from fleetprompt.ledger.types import forum as types
+from fleetprompt.models.base import utcnow
+from fleetprompt.models.forum import AuthorType, CategoryStatus, ForumCategory, ForumPost, ForumThread, PostStatus
+from fleetprompt.models.tenancy import Role
+
+AUTHOR_TYPES = {"agent": AuthorType.agent, "system": AuthorType.system}
+
+
+def _author(run: DirectiveRun) -> tuple[str, str]:
+    """The requester is the author: identity comes from authentication, recorded on the directive."""
+    directive = run.directive
+    return AUTHOR_TYPES.get(directive.requested_by_type, AuthorType.human).value, directive.requested_by or "unknown"
+
+
+def _source(run: DirectiveRun) -> dict[str, Any]:
+    return {"via": run.directive.requested_via, "directive_id": str(run.directive.id)}
+
+
+@directive_types.handles("forum.category.create")
+def create_category(run: DirectiveRun) -> dict[str, Any]:
+    p = run.payload
+    assert isinstance(p, types.CategoryCreate)
+    category = run.session.exec(
+        select(ForumCategory).where(ForumCategory.created_by_directive == run.directive.id)
+    ).first()
+    if category is None:
+        types.unused_category_slug(run.session, p.slug)
+        category = ForumCategory(
+            slug=p.slug,
+            name=p.name,
+            description=p.description,
+            created_by_directive=run.directive.id,
+            meta=_source(run),
+        )
+        run.session.add(category)
+        run.session.flush()
+        run.emit(
+            "forum.category.created",
+            {"category_id": str(category.id), "slug": category.slug, "name": category.name},
+            subject=("forum.category", str(category.id)),
+            dedupe_key=f"forum.category.created:{category.id}",
+        )
+    return {"category_id": str(category.id), "slug": category.slug, "status": category.status}
+
+
+@directive_types.handles("forum.category.archive")
+def archive_category(run: DirectiveRun) -> dict[str, Any]:
+    p = run.payload
+    assert isinstance(p, types.CategoryRef)
+    category = fetch(run.session, ForumCategory, p.category_id, "forum category", lock=True)
+    changed = category.status != CategoryStatus.archived
+    if changed:
+        category.status, category.updated_at = CategoryStatus.archived.value, utcnow()
+        run.emit("forum.category.archived", {"category_id": str(category.id), "slug": category.slug})
+    return {"category_id": str(category.id), "status": category.status, "changed": changed}
+
+
+@directive_types.handles("forum.thread.create")
+def create_thread(run: DirectiveRun) -> dict[str, Any]:
+    p = run.payload
+    assert isinstance(p, types.ThreadCreate)
+    thread = run.session.exec(select(ForumThread).where(ForumThread.created_by_directive == run.directive.id)).first()
+    if thread is None:
+        types.active_category(run.session, p.category_id, lock=True)
+        author_type, author_id = _author(run)
+        thread = ForumThread(
+            category_id=p.category_id,
+            title=p.title,
+            author_type=author_type,
+            author_id=author_id,
+            created_by_directive=run.directive.id,
+            meta=_source(run),
+        )
+        run.session.add(thread)
+        run.session.flush()
+        post = ForumPost(
+            thread_id=thread.id,
+            content=p.content,
+            author_type=author_type,
+            author_id=author_id,
+            created_by_directive=run.directive.id,
+            meta=_source(run),
+        )
+        run.session.add(post)
+        run.session.flush()
+        run.emit(
+            "forum.thread.created",
+            {"thread_id": str(thread.id), "category_id": str(thread.category_id), "title": thread.title},
+            subject=("forum.thread", str(thread.id)),
+            dedupe_key=f"forum.thread.created:{thread.id}",
+        )
+        _post_created(run, post)
+    first = run.session.exec(select(ForumPost.id).where(ForumPost.created_by_directive == run.directive.id)).one()
+    return {"thread_id": str(thread.id), "post_id": str(first), "status": thread.status}
+
+
+def _post_created(run: DirectiveRun, post: ForumPost) -> None:
+    """Facts carry ids and sizes, never the text: moderators may hide it later, signals are immutable."""
+    run.emit(
+        "forum.post.created",
+        {
+            "post_id": str(post.id),
+            "thread_id": str(post.thread_id),
+            "author_type": post.author_type,
+            "author_id": post.author_id,
+            "length": len(post.content),
+        },
+        subject=("forum.post", str(post.id)),
+        dedupe_key=f"forum.post.created:{post.id}",
+    )
+
+
+def _set_thread_status(run: DirectiveRun, status: str, event: str) -> dict[str, Any]:
+    p = run.payload
+    assert isinstance(p, types.ThreadRef)
+    thread = fetch(run.session, ForumThread, p.thread_id, "forum thread", lock=True)
+    if thread.status == "archived":
+        raise InvalidState(f"thread {thread.id} is archived; it cannot be {event}")
+    changed = thread.status != status
+    if changed:
+        previous = thread.status
+        thread.status, thread.updated_at = status, utcnow()
+        run.emit(f"forum.thread.{event}", {"thread_id": str(thread.id), "status": status, "previous": previous})
+    return {"thread_id": str(thread.id), "status": thread.status, "changed": changed}
+
+
+@directive_types.handles("forum.thread.lock")
+def lock_thread(run: DirectiveRun) -> dict[str, Any]:
+    return _set_thread_status(run, "locked", "locked")
+
+
+@directive_types.handles("forum.thread.unlock")
+def unlock_thread(run: DirectiveRun) -> dict[str, Any]:
+    return _set_thread_status(run, "open", "unlocked")
+
+
+@directive_types.handles("forum.post.create")
+def create_post(run: DirectiveRun) -> dict[str, Any]:
+    p = run.payload
+    assert isinstance(p, types.PostCreate)
+    post = run.session.exec(select(ForumPost).where(ForumPost.created_by_directive == run.directive.id)).first()
+    if post is None:
+        thread = types.open_thread(run.session, p.thread_id, lock=True)
+        author_type, author_id = _author(run)
+        post = ForumPost(
+            thread_id=thread.id,
+            content=p.content,
+            author_type=author_type,
+            author_id=author_id,
+            created_by_directive=run.directive.id,
+            meta=_source(run),
+        )
+        run.session.add(post)
+        thread.updated_at = utcnow()
+        run.session.flush()
+        _post_created(run, post)
+    return {"post_id": str(post.id), "thread_id": str(post.thread_id), "status": post.status}
+
+
+@directive_types.handles("forum.post.edit")
+def edit_post(run: DirectiveRun) -> dict[str, Any]:
+    p = run.payload
+    assert isinstance(p, types.PostEdit)
+    post = types.editable_post(
+        run.session, p.post_id, run.directive.requested_by, run.role.allows(Role.admin), lock=True
+    )
+    changed = post.content != p.content
+    if changed:
+        now = utcnow()
+        post.content, post.edited_at, post.updated_at = p.content, now, now
+        run.emit(
+            "forum.post.edited",
+            {"post_id": str(post.id), "thread_id": str(post.thread_id), "length": len(p.content)},
+        )
+    return {"post_id": str(post.id), "thread_id": str(post.thread_id), "changed": changed}
+
+
+def _set_post_status(run: DirectiveRun, action: str, status: str, event: str) -> dict[str, Any]:
+    p = run.payload
+    assert isinstance(p, types.PostRef)
+    post = types.moderatable_post(run.session, p.post_id, action, lock=True)
+    changed = post.status != status
+    if changed:
+        previous = post.status
+        post.status, post.updated_at = status, utcnow()
+        run.emit(
+            f"forum.post.{event}",
+            {"post_id": str(post.id), "thread_id": str(post.thread_id), "status": status, "previous": previous},
+        )
+    return {"post_id": str(post.id), "thread_id": str(post.thread_id), "status": post.status, "changed": changed}
+
+
+@directive_types.handles("forum.post.hide")
+def hide_post(run: DirectiveRun) -> dict[str, Any]:
+    return _set_post_status(run, "hide", PostStatus.hidden.value, "hidden")
+
+
+@directive_types.handles("forum.post.unhide")
+def unhide_post(run: DirectiveRun) -> dict[str, Any]:
+    return _set_post_status(run, "unhide", PostStatus.published.value, "unhidden")
+
+
+@directive_types.handles("forum.post.delete")
+def delete_post(run: DirectiveRun) -> dict[str, Any]:
+    return _set_post_status(run, "delete", PostStatus.deleted.value, "deleted")
