@@ -83,8 +83,11 @@ def cmd_db_upgrade(platform: Platform, args: argparse.Namespace) -> None:
 def cmd_demo_seed(platform: Platform, args: argparse.Namespace) -> None:
     from fleetprompt.demo import seed_demo
 
-    info = seed_demo(platform.db)
+    info = seed_demo(platform.db, platform.ledger)
     _out(f"demo organization: {info.org_slug} ({'created' if info.created else 'already present'})")
+    _out(f"marketplace catalog: {', '.join(info.packages)}")
+    if info.starter is not None:
+        _out(f"demo forum: {info.starter.summary} (directive {info.starter.directive_id})")
     _out(f"demo owner: {info.owner_email}")
     if info.owner_password:
         _out(

@@ -40,6 +40,13 @@ class PricingModel(StrEnum):
     revenue_share = "revenue_share"
 
 
+TIER_RANK = {"free": 0, "pro": 1, "enterprise": 2}
+
+
+def tier_allows(org_tier: str, min_tier: str) -> bool:
+    return TIER_RANK.get(org_tier, 0) >= TIER_RANK.get(min_tier, 0)
+
+
 def version_key(version: str) -> tuple[int, int, int]:
     """Semantic versions compare numerically: 1.10.0 is newer than 1.9.0."""
     if not re.match(VERSION_PATTERN, version):
@@ -215,3 +222,40 @@ class InstallationResource(SQLModel, table=True):
     package_version: str = Field(max_length=32)
     directive_id: uuid.UUID | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class VersionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = PydanticField(pattern=VERSION_PATTERN, max_length=32)
+    manifest: PackageManifest = PydanticField(default_factory=PackageManifest)
+    changelog: str | None = None
+    is_published: bool = True
+
+
+class PackageSpec(BaseModel):
+    """A package as a publisher describes it (the demo catalog, `package publish`), validated before it is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = PydanticField(pattern=SLUG_PATTERN, max_length=64)
+    name: str = PydanticField(min_length=1, max_length=200)
+    description: str = PydanticField(default="", max_length=1000)
+    long_description: str | None = None
+    category: PackageCategory | None = None
+    author: str | None = PydanticField(default=None, max_length=200)
+    license: str = PydanticField(default="MIT", max_length=64)
+    pricing_model: PricingModel = PricingModel.free
+    pricing_config: dict[str, Any] = PydanticField(default_factory=dict)
+    min_tier: str = PydanticField(default="free", pattern=r"^(free|pro|enterprise)$")
+    is_published: bool = True
+    is_featured: bool = False
+    is_verified: bool = False
+    versions: list[VersionSpec] = PydanticField(min_length=1)
+
+    @field_validator("versions")
+    @classmethod
+    def _unique_versions(cls, versions: list[VersionSpec]) -> list[VersionSpec]:
+        if len({v.version for v in versions}) != len(versions):
+            raise ValueError("versions must be unique")
+        return versions

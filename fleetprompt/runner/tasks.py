@@ -17,7 +17,7 @@ from fleetprompt.ledger import Ledger
 from fleetprompt.ledger.registry import FanoutRegistry, fanout_handlers
 from fleetprompt.models.base import utcnow
 from fleetprompt.models.ledger import Directive
-from fleetprompt.runner import forum  # noqa: F401  (binds the forum handlers)
+from fleetprompt.runner import forum, marketplace  # noqa: F401  (binds the domain handlers)
 from fleetprompt.runner.execute import deliver_fanout, execute_directive
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Typed tools: one registry feeds MCP, chat and web. Importing this package registers every tool."""
 
-from fleetprompt.tools import forum, ledger  # noqa: F401  (registration)
+from fleetprompt.tools import forum, ledger, marketplace  # noqa: F401  (registration)
 from fleetprompt.tools.call import call_tool, get_tool
 from fleetprompt.tools.context import Progress, ToolContext
 from fleetprompt.tools.receipts import DirectiveReceipt

@@ -6,9 +6,20 @@ import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from sqlmodel import Session, col, select
 
+from fleetprompt.accounts.context import OrgRef
+from fleetprompt.errors import Conflict, Forbidden, InvalidState, NotFound
 from fleetprompt.ledger.registry import DirectiveType, directive_types
-from fleetprompt.models.marketplace import SLUG_PATTERN, VERSION_PATTERN
+from fleetprompt.models.marketplace import (
+    SLUG_PATTERN,
+    VERSION_PATTERN,
+    Installation,
+    Package,
+    PackageVersion,
+    tier_allows,
+    version_key,
+)
 from fleetprompt.models.tenancy import Role
 
 PackageSlug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=SLUG_PATTERN)]
@@ -73,3 +84,57 @@ ENABLE = directive_types.register(
 DISABLE = directive_types.register(
     DirectiveType("package.disable", PackageRef, Role.admin, subject=_package, description="Disable a package.")
 )
+
+
+# ---------------------------------------------------------------- preconditions (filing and running)
+
+
+def published_version(shared: Session, slug: str, version: str | None) -> tuple[Package, PackageVersion]:
+    """The package and the requested version (newest published when None); unpublished ones do not exist here."""
+    package = shared.exec(select(Package).where(Package.slug == slug, col(Package.is_published))).first()
+    if package is None:
+        raise NotFound(f"package {slug!r} not found in the marketplace")
+    versions = shared.exec(
+        select(PackageVersion).where(PackageVersion.package_id == package.id, col(PackageVersion.is_published))
+    ).all()
+    if not versions:
+        raise NotFound(f"package {slug!r} has no published version")
+    if version is None:
+        return package, max(versions, key=lambda v: version_key(v.version))
+    for candidate in versions:
+        if candidate.version == version:
+            return package, candidate
+    available = ", ".join(sorted((v.version for v in versions), key=version_key))
+    raise NotFound(f"version {version} of package {slug!r} not found; published versions: {available}")
+
+
+def require_tier(org: OrgRef, package: Package) -> None:
+    if not tier_allows(org.tier, package.min_tier):
+        raise Forbidden(
+            f"organization tier {org.tier!r} is too low: package {package.slug!r} needs the {package.min_tier!r} tier"
+        )
+
+
+def installation_of(session: Session, slug: str, *, lock: bool = False) -> Installation:
+    query = select(Installation).where(Installation.package_slug == slug)
+    installation = session.exec(query.with_for_update() if lock else query).first()
+    if installation is None:
+        raise NotFound(f"package {slug!r} is not installed in this organization")
+    return installation
+
+
+def not_installed(session: Session, slug: str) -> None:
+    installed = session.exec(select(Installation).where(Installation.package_slug == slug)).first()
+    if installed is not None:
+        raise Conflict(
+            f"package {slug!r} is already installed (version {installed.package_version}); "
+            "use marketplace_upgrade_package to change its version"
+        )
+
+
+def newer_than_installed(installation: Installation, version: str) -> None:
+    if version_key(version) <= version_key(installation.package_version):
+        raise InvalidState(
+            f"package {installation.package_slug!r} is at version {installation.package_version}; "
+            f"an upgrade needs a newer version than that (got {version})"
+        )
