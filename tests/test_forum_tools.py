@@ -46,7 +46,7 @@ def hits(platform: Platform, ctx: RequestContext, query: str, **arguments: objec
 
 def test_categories_threads_replies_and_edits(platform: Platform, org: Org) -> None:
     admin, member, owner = org.ctx("admin"), org.ctx("member"), org.ctx("owner")
-    filed = call(platform, admin, "forum_create_category", slug=" General ", name="General talk", description="Any")
+    filed = call(platform, admin, "forum_create_category", slug=" general ", name="General talk", description="Any")
     assert (filed.type, filed.status, filed.created, filed.finished) == (
         "forum.category.create",
         "requested",
@@ -94,7 +94,7 @@ def test_categories_threads_replies_and_edits(platform: Platform, org: Org) -> N
     with pytest.raises(Forbidden, match="author or an admin"):
         call(platform, member, "forum_edit_post", post_id=str(answer), content="not mine")
     with pytest.raises(Conflict, match="'general' already exists"):
-        call(platform, admin, "forum_create_category", slug="GENERAL", name="Again")
+        call(platform, admin, "forum_create_category", slug="general", name="Again")
     unknown = str(uuid.uuid4())
     with pytest.raises(NotFound, match="forum category"):
         call(platform, member, "forum_create_thread", category_id=unknown, title="t", content="c")
@@ -531,7 +531,7 @@ def test_input_limits_are_enforced_before_anything_is_filed(platform: Platform, 
         ("forum_search", {"query": "!!!"}, "at least one word"),
     ]
     for name, arguments, field in refused:
-        ctx = admin if name == "forum_create_category" else member
+        ctx = admin if name in ("forum_create_category", "forum_lock_thread") else member
         with pytest.raises(InvalidInput, match=field):
             call(platform, ctx, name, **arguments)
     assert directive_ids(platform) == filed_so_far and signal_ids(platform) == facts

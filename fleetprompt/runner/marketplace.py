@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from fleetprompt.db.engine import dialect_insert
 from fleetprompt.ledger.execution import DirectiveRun, FanoutEvent
 from fleetprompt.ledger.registry import directive_types, fanout_handlers
+from fleetprompt.ledger.signals import SignalDraft, emit
 from fleetprompt.ledger.types import marketplace as types
 from fleetprompt.models.agents import Agent
 from fleetprompt.models.base import utcnow
@@ -350,3 +351,33 @@ def count_install(event: FanoutEvent) -> None:
             package = shared.get(Package, package_id, with_for_update=True)
             assert package is not None
             package.install_count += 1
+
+
+@fanout_handlers.subscribe("directive.failed", name="marketplace.installation_failed")
+def installation_failed(event: FanoutEvent) -> None:
+    """A package directive that failed for good is also a fact about the package (the failed handler's own
+    transaction was rolled back, so it could not say so itself)."""
+    signal = event.signal
+    payload = signal.payload
+    if payload.get("directive") not in ("package.install", "package.upgrade") or payload.get("will_retry"):
+        return
+    emit(
+        event.session,
+        SignalDraft(
+            name="package.installation.failed",
+            source="fanout",
+            payload={
+                "package": payload.get("subject_id"),
+                "directive": payload["directive"],
+                "directive_id": signal.subject_id,
+                "error": payload.get("error"),
+            },
+            dedupe_key=f"package.installation.failed:{signal.id}",
+            actor_type=signal.actor_type,
+            actor_id=signal.actor_id,
+            subject_type="package",
+            subject_id=payload.get("subject_id"),
+            correlation_id=signal.correlation_id,
+            causation_id=signal.subject_id,
+        ),
+    )

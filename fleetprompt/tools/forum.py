@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, or_, text
+from sqlalchemy import and_, func, literal_column, or_
 from sqlmodel import Session, col, select
 
 from fleetprompt.db.lookup import fetch
@@ -290,14 +290,14 @@ def _matching_ids(session: Session, terms: list[str], limit: int) -> list[tuple[
         tsquery = func.plainto_tsquery("english", " ".join(terms))
         thread_rank = func.ts_rank(func.to_tsvector("english", ForumThread.title), tsquery)
         post_rank = func.ts_rank(func.to_tsvector("english", ForumPost.content), tsquery)
-        threads = select(text("'thread'"), ForumThread.id, thread_rank.label("rank")).where(
+        threads = select(literal_column("'thread'").label("kind"), ForumThread.id, thread_rank.label("rank")).where(
             func.to_tsvector("english", ForumThread.title).op("@@")(tsquery)
         )
-        posts = select(text("'post'"), ForumPost.id, post_rank.label("rank")).where(
+        posts = select(literal_column("'post'").label("kind"), ForumPost.id, post_rank.label("rank")).where(
             func.to_tsvector("english", ForumPost.content).op("@@")(tsquery)
         )
         union = threads.union_all(posts).subquery()
-        rows = session.exec(select(union.c[0], union.c[1]).order_by(union.c.rank.desc()).limit(limit * 3)).all()
+        rows = session.exec(select(union.c.kind, union.c.id).order_by(union.c.rank.desc()).limit(limit * 3)).all()
         return [(kind, row_id) for kind, row_id in rows]
     match = " ".join('"' + term.replace('"', "") + '"' for term in terms)
     rows = session.connection().exec_driver_sql(
