@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, literal_column, or_
+from sqlalchemy import and_, func, literal_column, or_, union_all
 from sqlmodel import Session, col, select
 
 from fleetprompt.db.lookup import fetch
@@ -287,17 +287,25 @@ def _terms(query: str) -> list[str]:
 def _matching_ids(session: Session, terms: list[str], limit: int) -> list[tuple[str, uuid.UUID]]:
     """Full-text search: PostgreSQL tsvector/websearch (GIN indexes), SQLite FTS5 (porter stemming), best first."""
     if session.get_bind().dialect.name == "postgresql":
-        tsquery = func.plainto_tsquery("english", " ".join(terms))
-        thread_rank = func.ts_rank(func.to_tsvector("english", ForumThread.title), tsquery)
-        post_rank = func.ts_rank(func.to_tsvector("english", ForumPost.content), tsquery)
-        threads = select(literal_column("'thread'").label("kind"), ForumThread.id, thread_rank.label("rank")).where(
-            func.to_tsvector("english", ForumThread.title).op("@@")(tsquery)
+        # The configuration is a literal so that the planner matches the GIN expression indexes.
+        english = literal_column("'english'::regconfig")
+        tsquery = func.plainto_tsquery(english, " ".join(terms))
+        thread_vector = func.to_tsvector(english, ForumThread.title)
+        post_vector = func.to_tsvector(english, ForumPost.content)
+        threads = select(
+            literal_column("'thread'").label("kind"),
+            col(ForumThread.id).label("ref"),
+            func.ts_rank(thread_vector, tsquery).label("rank"),
         )
-        posts = select(literal_column("'post'").label("kind"), ForumPost.id, post_rank.label("rank")).where(
-            func.to_tsvector("english", ForumPost.content).op("@@")(tsquery)
+        posts = select(
+            literal_column("'post'").label("kind"),
+            col(ForumPost.id).label("ref"),
+            func.ts_rank(post_vector, tsquery).label("rank"),
         )
-        union = threads.union_all(posts).subquery()
-        rows = session.exec(select(union.c.kind, union.c.id).order_by(union.c.rank.desc()).limit(limit * 3)).all()
+        union = union_all(
+            threads.where(thread_vector.op("@@")(tsquery)), posts.where(post_vector.op("@@")(tsquery))
+        ).subquery()
+        rows = session.exec(select(union.c.kind, union.c.ref).order_by(union.c.rank.desc()).limit(limit * 3)).all()
         return [(kind, row_id) for kind, row_id in rows]
     match = " ".join('"' + term.replace('"', "") + '"' for term in terms)
     rows = session.connection().exec_driver_sql(
