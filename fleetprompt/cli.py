@@ -29,6 +29,7 @@ from fleetprompt.errors import FleetPromptError, InvalidInput
 from fleetprompt.ledger import DirectiveFilter, Filed, SignalFilter
 from fleetprompt.platform import Platform
 from fleetprompt.runner.queue import check_queue, prepare_queue
+from fleetprompt.tools import call_tool, tools
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -202,6 +203,26 @@ def cmd_signals_replay(platform: Platform, args: argparse.Namespace) -> None:
     _out(f"replaying fanout of {len(replayed)} signal(s)")
 
 
+def cmd_tools_list(platform: Platform, args: argparse.Namespace) -> None:
+    for tool in tools.all():
+        flags = [
+            f for f, on in (("destructive", tool.annotations.destructive), ("high-impact", tool.high_impact)) if on
+        ]
+        _out(f"{tool.name:34} {tool.kind.value:9} {tool.required_role.value:7} {' '.join(flags)}")
+
+
+def cmd_tools_call(platform: Platform, args: argparse.Namespace) -> None:
+    """Call a tool as the operator (an owner of the organization), e.g. to try one before wiring up a client."""
+    try:
+        arguments = json.loads(args.arguments)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"arguments must be a JSON object: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(arguments, dict):
+        raise CliError('arguments must be a JSON object, e.g. \'{"slug": "community-starter"}\'')
+    result = call_tool(platform.ledger, _operator_context(platform, args.org), args.name, arguments)
+    _out(result.model_dump_json(indent=2))
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -263,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id")
         p.add_argument("--org", required=True)
         p.set_defaults(func=_directive_action(action))
+
+    tool_commands = group("tools", "the typed tools agents use")
+    tool_commands.add_parser("list", help="every tool with its kind and role").set_defaults(func=cmd_tools_list)
+    p = tool_commands.add_parser("call", help="call a tool as the operator and print its JSON result")
+    p.add_argument("name")
+    p.add_argument("arguments", nargs="?", default="{}", help="the arguments as one JSON object")
+    p.add_argument("--org", required=True)
+    p.set_defaults(func=cmd_tools_call)
 
     signals = group("signals", "inspect and replay signals")
     p = signals.add_parser("list", help="list signals, oldest first")

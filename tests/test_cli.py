@@ -254,3 +254,34 @@ def test_worker_and_serve_refuse_the_inline_queue(cli: Cli) -> None:
     assert code == 1 and "FLEETPROMPT_QUEUE=memory" in one_error_line(err)
     code, _, err = cli("serve", "--port", "1")
     assert code == 1 and "FLEETPROMPT_QUEUE=memory" in one_error_line(err)
+
+
+def test_demo_seed_installs_the_starter_forum_once_and_tools_call_shows_it(cli: Cli) -> None:
+    assert cli("demo", "seed")[0] == 0
+    code, out, _ = cli("demo", "seed")
+    assert code == 0 and "already filed: install community-starter 1.0.0" in out
+    code, out, _ = cli("tools", "list")
+    assert code == 0 and len(out.splitlines()) == 26
+    assert any(line.split()[:3] == ["forum_delete_post", "directive", "admin"] for line in out.splitlines())
+    code, out, _ = cli("tools", "call", "marketplace_list_installations", "--org", "demo")
+    installations = json.loads(out)["items"]
+    assert code == 0 and [(i["package_slug"], i["version"]) for i in installations] == [("community-starter", "1.0.0")]
+    code, out, _ = cli("tools", "call", "forum_list_categories", "--org", "demo")
+    assert [c["slug"] for c in json.loads(out)["items"]] == ["announcements", "general", "help"]
+    code, out, _ = cli("tools", "call", "marketplace_search_packages", '{"tier": "free"}', "--org", "demo")
+    assert {p["slug"] for p in json.loads(out)["items"]} == {"starter-agents", "customer-support", "community-starter"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("{not json", "arguments must be a JSON object"),
+        ("[1]", "arguments must be a JSON object"),
+        ('{"thread_id": "x"}', "invalid arguments for forum_reply"),
+        ('{"thread_id": "00000000-0000-0000-0000-000000000000", "content": "hi"}', "not found"),
+    ],
+)
+def test_tools_call_errors_are_one_line(cli: Cli, arguments: str, message: str) -> None:
+    assert cli("org", "create", "acme", "--name", "Acme")[0] == 0
+    code, _, err = cli("tools", "call", "forum_reply", arguments, "--org", "acme")
+    assert code == 1 and message in one_error_line(err)

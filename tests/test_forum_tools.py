@@ -432,6 +432,11 @@ def test_deleting_a_post_is_high_impact_for_agents(platform: Platform, org: Org)
     assert (final.status, final.decided_by, final.requested_by_type) == ("succeeded", str(org.users["owner"]), "agent")
     assert posts_of(platform, member, thread_id)[first] == ("deleted", DELETED, True)
     # Moderation that destroys nothing runs at once for an agent, and a person deleting needs no second person.
+    by_agent = reply(platform, org.ctx("member", kind="agent"), thread_id, "written by an assistant")
+    [(author_type, author_id)] = [
+        (p.author_type, p.author_id) for p in thread_of(platform, member, thread_id).posts if p.id == by_agent
+    ]
+    assert (author_type, author_id) == ("agent", str(org.users["member"]))
     assert done(platform, agent, "forum_hide_post", post_id=str(second)).result["status"] == "hidden"
     direct = done(platform, org.ctx("admin"), "forum_delete_post", post_id=str(second))
     assert direct.result["status"] == "deleted"
@@ -612,8 +617,14 @@ def test_search_is_stemmed_ranked_and_limited(platform: Platform, org: Org) -> N
         "published",
     )
     assert hits(platform, member, "nothing-like-this") == []
+    assert hits(platform, member, 'tomato") OR title:* NEAR(') == []  # search syntax is text, not operators
+    assert hits(platform, member, '"tomato*"') == hits(platform, member, "tomato")
     with pytest.raises(InvalidInput, match="at least one word"):
         call(platform, member, "forum_search", query="!!!")
+    # The index follows edits: the old words are gone, the new ones are found.
+    done(platform, member, "forum_edit_post", post_id=str(policy_post), content="We are archiving old threads")
+    assert hits(platform, member, "locked") == []
+    assert hits(platform, member, "archived") == [("post", policy_post)]
 
 
 def test_rerunning_a_finished_forum_directive_changes_nothing_more(platform: Platform, org: Org) -> None:
