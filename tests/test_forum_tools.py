@@ -10,6 +10,7 @@ from support.forum import (
     call,
     directive_ids,
     done,
+    fast_password_hashing,
     new_category,
     new_thread,
     queued,
@@ -28,6 +29,11 @@ from fleetprompt.tools.ledger import REDACTED
 
 HIDDEN = "[hidden by a moderator]"
 DELETED = "[deleted]"
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_password_hashing(monkeypatch)
 
 
 def thread_of(platform: Platform, ctx: RequestContext, thread_id: uuid.UUID, **arguments: object):

@@ -13,6 +13,7 @@ from support.forum import (
     call,
     directive_ids,
     done,
+    fast_password_hashing,
     new_category,
     new_thread,
     queued,
@@ -26,6 +27,11 @@ from fleetprompt.accounts.users import add_user
 from fleetprompt.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from fleetprompt.platform import Platform
 from fleetprompt.tools import Progress, call_tool
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_password_hashing(monkeypatch)
 
 
 def page_through(platform: Platform, ctx: RequestContext, tool: str, **arguments: object) -> list[list[uuid.UUID]]:

@@ -7,12 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from argon2 import PasswordHasher
+
+from fleetprompt.accounts import passwords
 from fleetprompt.accounts.context import RequestContext
 from fleetprompt.ledger import SignalFilter
 from fleetprompt.platform import Platform
 from fleetprompt.tools import DirectiveReceipt, call_tool
 
 TENANT = "acme"
+# Real Argon2id, with the cheapest parameters: these tests create three users per test and never test passwords.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def fast_password_hashing(monkeypatch: Any) -> None:
+    monkeypatch.setattr(passwords, "_hasher", FAST_HASHER)
 
 
 def call(platform: Platform, ctx: RequestContext, tool: str, /, **arguments: Any) -> Any:
