@@ -14,8 +14,10 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 from support import plugin  # noqa: F401  (registers the test directive types)
+from support.forum import FAST_HASHER
 from support.postgres import URL_VARIABLE, PostgresServer, PostgresUnavailable
 
+from fleetprompt.accounts import passwords
 from fleetprompt.accounts.context import Actor, OrgRef, RequestContext
 from fleetprompt.accounts.organizations import create_organization
 from fleetprompt.accounts.users import add_user
@@ -29,6 +31,12 @@ TESTS_DIR = Path(__file__).parent
 PLUGIN = "support.plugin"
 TEMPLATE_DB = "fp_template"
 T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real Argon2id with the cheapest parameters: tests create many users and never measure hashing cost."""
+    monkeypatch.setattr(passwords, "_hasher", FAST_HASHER)
 
 
 @pytest.fixture(scope="session")

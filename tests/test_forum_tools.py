@@ -656,3 +656,31 @@ def test_rerunning_a_finished_forum_directive_changes_nothing_more(platform: Pla
         signal_names(platform, subject_type="directive", subject_id=str(lock.directive_id)).count("directive.succeeded")
         == 2
     )
+
+
+def test_review_fixes_slugs_keys_hidden_edits_and_search_limits(platform: Platform, org: Org) -> None:
+    admin, member = org.ctx("admin"), org.ctx("member")
+    category = done(platform, admin, "forum_create_category", slug=" News ", name="News")
+    assert category.result["slug"] == "news"  # lowercased before the pattern is checked
+    thread_id, first_post = new_thread(platform, member, uuid.UUID(category.result["category_id"]))
+
+    # An idempotency key belongs to its requester: another member repeating it is refused, not served.
+    mine = call(platform, member, "forum_reply", thread_id=str(thread_id), content="same", idempotency_key="k-1")
+    with pytest.raises(IdempotencyKeyReused, match="another requester"):
+        call(platform, admin, "forum_reply", thread_id=str(thread_id), content="same", idempotency_key="k-1")
+    again = call(platform, member, "forum_reply", thread_id=str(thread_id), content="same", idempotency_key="k-1")
+    assert (again.directive_id, again.created) == (mine.directive_id, False)
+
+    # A post hidden by a moderator can no longer be edited by its author; an admin still can.
+    done(platform, admin, "forum_hide_post", post_id=str(first_post))
+    with pytest.raises(InvalidState, match="hidden by a moderator"):
+        call(platform, member, "forum_edit_post", post_id=str(first_post), content="sneaky")
+    done(platform, admin, "forum_edit_post", post_id=str(first_post), content="edited by admin")
+
+    # Hidden matches never crowd out visible ones, even when they rank higher (more occurrences of the word).
+    hidden = [reply(platform, member, thread_id, f"zebra zebra zebra {i}") for i in range(6)]
+    for post_id in hidden:
+        done(platform, admin, "forum_hide_post", post_id=str(post_id))
+    visible = [reply(platform, member, thread_id, f"zebra stripes {i}") for i in range(2)]
+    assert sorted(i for _, i in hits(platform, member, "zebra", limit=2)) == sorted(visible)
+    assert len(hits(platform, admin, "zebra", limit=10)) == 8

@@ -239,7 +239,7 @@ class DirectiveLedger:
             if idempotency_key is not None:
                 existing = session.exec(select(Directive).where(Directive.idempotency_key == key)).first()
                 if existing is not None:
-                    return Filed(self._same_request(existing, name, digest), created=False)
+                    return Filed(self._same_request(existing, name, digest, ctx.actor), created=False)
             if precheck is not None:
                 precheck(session)
             values = {
@@ -272,7 +272,7 @@ class DirectiveLedger:
             )
             if session.exec(statement).first() is None:
                 existing = session.exec(select(Directive).where(Directive.idempotency_key == key)).one()
-                return Filed(self._same_request(existing, name, digest), created=False)
+                return Filed(self._same_request(existing, name, digest, ctx.actor), created=False)
             directive = Directive(**values)
             self._signal(session, directive, "requested", ctx.actor, {"idempotency_key": key})
             if directive.status == S.requested.value:
@@ -280,7 +280,13 @@ class DirectiveLedger:
         return Filed(directive, created=True)
 
     @staticmethod
-    def _same_request(existing: Directive, name: str, digest: str) -> Directive:
+    def _same_request(existing: Directive, name: str, digest: str, actor: Actor) -> Directive:
+        """A key names one requester's request: someone else's key is never theirs to repeat."""
+        if existing.requested_by != actor.id:
+            raise IdempotencyKeyReused(
+                f"idempotency_key {existing.idempotency_key!r} was already used by another requester; "
+                "use a new key for a new request"
+            )
         if existing.name != name or existing.args_hash != digest:
             raise IdempotencyKeyReused(
                 f"idempotency_key {existing.idempotency_key!r} was already used for a different request "

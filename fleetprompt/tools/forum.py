@@ -284,8 +284,9 @@ def _terms(query: str) -> list[str]:
     return terms[:20]
 
 
-def _matching_ids(session: Session, terms: list[str], limit: int) -> list[tuple[str, uuid.UUID]]:
-    """Full-text search: PostgreSQL tsvector/websearch (GIN indexes), SQLite FTS5 (porter stemming), best first."""
+def _matching_ids(session: Session, terms: list[str], visible: list[str], limit: int) -> list[tuple[str, uuid.UUID]]:
+    """Full-text search, best first: PostgreSQL tsvector (GIN indexes), SQLite FTS5 (porter stemming). Posts the
+    caller may not read are filtered here, so they never take the place of a hit the caller may read."""
     if session.get_bind().dialect.name == "postgresql":
         # The configuration is a literal so that the planner matches the GIN expression indexes.
         english = literal_column("'english'::regconfig")
@@ -303,13 +304,17 @@ def _matching_ids(session: Session, terms: list[str], limit: int) -> list[tuple[
             func.ts_rank(post_vector, tsquery).label("rank"),
         )
         union = union_all(
-            threads.where(thread_vector.op("@@")(tsquery)), posts.where(post_vector.op("@@")(tsquery))
+            threads.where(thread_vector.op("@@")(tsquery)),
+            posts.where(post_vector.op("@@")(tsquery), col(ForumPost.status).in_(visible)),
         ).subquery()
-        rows = session.exec(select(union.c.kind, union.c.ref).order_by(union.c.rank.desc()).limit(limit * 3)).all()
+        rows = session.exec(select(union.c.kind, union.c.ref).order_by(union.c.rank.desc()).limit(limit)).all()
         return [(kind, row_id) for kind, row_id in rows]
     match = " ".join('"' + term.replace('"', "") + '"' for term in terms)
+    statuses = ", ".join("?" for _ in visible)
     rows = session.connection().exec_driver_sql(
-        "SELECT kind, ref_id FROM fts_forum WHERE fts_forum MATCH ? ORDER BY rank LIMIT ?", (match, limit * 3)
+        "SELECT f.kind, f.ref_id FROM fts_forum AS f LEFT JOIN forum_posts AS p ON f.kind = 'post' AND p.id = f.ref_id"
+        f" WHERE fts_forum MATCH ? AND (f.kind = 'thread' OR p.status IN ({statuses})) ORDER BY f.rank LIMIT ?",
+        (match, *visible, limit),
     )
     return [(kind, uuid.UUID(hex=str(ref))) for kind, ref in rows]
 
@@ -325,7 +330,7 @@ def forum_search(ctx: ToolContext, args: SearchInput) -> SearchResults:
     terms = _terms(args.query)
     visible = _visible_posts(ctx)
     with ctx.reading() as session:
-        found = _matching_ids(session, terms, args.limit)
+        found = _matching_ids(session, terms, visible, args.limit)
         thread_ids = [i for k, i in found if k == "thread"]
         post_ids = [i for k, i in found if k == "post"]
         posts = {

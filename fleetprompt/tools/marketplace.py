@@ -262,7 +262,8 @@ def marketplace_list_installations(ctx: ToolContext, args: NoInput) -> Installat
             resources.setdefault(r.installation_id, []).append(r)
     with ctx.reading_shared() as shared:
         slugs = [i.package_slug for i in installations]
-        packages = {p.slug: p.id for p in shared.exec(select(Package).where(col(Package.slug).in_(slugs))).all()}
+        published = select(Package).where(col(Package.slug).in_(slugs), col(Package.is_published))
+        packages = {p.slug: p.id for p in shared.exec(published).all()}
         versions = _published_versions(shared, list(packages.values()))
     items = []
     for i in installations:
@@ -302,7 +303,7 @@ def marketplace_list_installations(ctx: ToolContext, args: NoInput) -> Installat
 class InstallInput(DirectiveOptions):
     slug: types.PackageSlug
     version: types.Version | None = Field(default=None, description="Default: the newest published version.")
-    config: dict[str, Any] = Field(default_factory=dict, description="Installation settings (no secrets).")
+    config: types.InstallConfig = Field(default_factory=dict, description="Installation settings (no secrets).")
 
 
 @directive_tool(

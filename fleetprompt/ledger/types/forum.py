@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
 from sqlmodel import Session, select
 
 from fleetprompt.db.lookup import fetch
@@ -26,8 +26,11 @@ from fleetprompt.models.tenancy import Role
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
 PostContent = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=POST_MAX)]
+# Lowercased before the pattern is checked, so "General" becomes "general" (as the original normalized it).
 CategorySlug = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=64, pattern=SLUG_PATTERN)
+    str,
+    StringConstraints(max_length=64, pattern=SLUG_PATTERN),
+    BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
 ]
 CategoryName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
@@ -153,6 +156,8 @@ def editable_post(
         raise Forbidden("only the post's author or an admin can edit it")
     if post.status == PostStatus.deleted:
         raise InvalidState(f"post {post.id} is deleted and cannot be edited")
+    if not is_admin and post.status == PostStatus.hidden:
+        raise InvalidState(f"post {post.id} was hidden by a moderator; only an admin can edit it now")
     if not is_admin:
         open_thread(session, post.thread_id, lock=lock)
     return post

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session, col, select
 
 from fleetprompt.accounts.context import OrgRef
@@ -31,17 +31,20 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _small(config: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(config)) > MAX_CONFIG_BYTES:
+        raise ValueError(f"config must serialize to at most {MAX_CONFIG_BYTES} bytes")
+    return config
+
+
+# Shared by the payload and the tool's input, so an oversized config is refused as invalid input when filing.
+InstallConfig = Annotated[dict[str, Any], AfterValidator(_small)]
+
+
 class PackageInstall(_Payload):
     slug: PackageSlug
     version: Version
-    config: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("config")
-    @classmethod
-    def _small(cls, config: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(config)) > MAX_CONFIG_BYTES:
-            raise ValueError(f"config must serialize to at most {MAX_CONFIG_BYTES} bytes")
-        return config
+    config: InstallConfig = Field(default_factory=dict)
 
 
 class PackageUpgrade(_Payload):
