@@ -965,3 +965,27 @@ def test_an_install_in_one_organization_is_invisible_to_another(platform: Platfo
     assert sorted(agents(platform, "globex")) == ["Welcome Agent"]
     assert sorted(categories(platform, "globex")) == ["announcements", "general", "help"]
     assert listed(platform, other)[STARTER].version == "1.0.0"
+
+
+def test_purge_keeps_a_category_another_package_adopted(platform: Platform, org: Org, catalog: None) -> None:
+    admin = org.ctx("admin")
+    sibling = PackageSpec(
+        slug="community-extras",
+        name="Community Extras",
+        versions=[
+            VersionSpec.model_validate(
+                {"version": "1.0.0", "manifest": {"forum_categories": [{"slug": "general", "name": "General"}]}}
+            )
+        ],
+    )
+    publish_package(platform.db, sibling)
+    done(platform, admin, "marketplace_install_package", slug=STARTER)
+    extras = done(platform, admin, "marketplace_install_package", slug=" Community-Extras ")
+    assert extras.result["adopted"] == ["forum_category:general"]
+    purged = done(platform, admin, "marketplace_uninstall_package", slug=STARTER, purge=True)
+    assert purged.result["kept"] == ["forum_category:general"]
+    assert "forum_category:general" not in purged.result["removed"]
+    assert set(categories(platform)) == {"general"}
+    (resource,) = provenance(platform).values()
+    assert (resource.kind, resource.key, resource.created) == ("forum_category", "general", False)
+    assert categories(platform)["general"].id == resource.resource_id

@@ -40,6 +40,7 @@ class Changes:
     removed: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[str]]:
         return {k: v for k, v in self.__dict__.items()}
@@ -127,7 +128,9 @@ def _remove(run: DirectiveRun, resource: InstallationResource, changes: Changes)
     """Remove a resource the install created. A category that holds threads is archived, never deleted:
     its threads belong to the organization's members, not to the package."""
     label = f"{resource.kind}:{resource.key}"
-    if resource.created and resource.kind == ResourceKind.agent:
+    if resource.created and _used_elsewhere(run.session, resource):
+        changes.kept.append(label)  # another package adopted it: it stays, theirs to keep
+    elif resource.created and resource.kind == ResourceKind.agent:
         agent = run.session.get(Agent, resource.resource_id)
         if agent is not None:
             run.session.delete(agent)
@@ -145,6 +148,18 @@ def _remove(run: DirectiveRun, resource: InstallationResource, changes: Changes)
                 run.session.delete(category)
                 changes.removed.append(label)
     run.session.delete(resource)
+
+
+def _used_elsewhere(session: Session, resource: InstallationResource) -> bool:
+    other = session.exec(
+        select(InstallationResource.id)
+        .where(
+            InstallationResource.resource_id == resource.resource_id,
+            InstallationResource.installation_id != resource.installation_id,
+        )
+        .limit(1)
+    ).first()
+    return other is not None
 
 
 def _provision(run: DirectiveRun, installation: Installation, manifest: PackageManifest, changes: Changes) -> None:

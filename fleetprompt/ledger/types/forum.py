@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlmodel import Session, select
 
 from fleetprompt.db.lookup import fetch
 from fleetprompt.errors import Conflict, Forbidden, InvalidState
 from fleetprompt.ledger.registry import DirectiveType, directive_types
+from fleetprompt.ledger.types.common import Slug
 from fleetprompt.models.forum import (
     POST_MAX,
     TITLE_MAX,
@@ -21,17 +22,11 @@ from fleetprompt.models.forum import (
     PostStatus,
     ThreadStatus,
 )
-from fleetprompt.models.marketplace import SLUG_PATTERN
 from fleetprompt.models.tenancy import Role
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
 PostContent = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=POST_MAX)]
-# Lowercased before the pattern is checked, so "General" becomes "general" (as the original normalized it).
-CategorySlug = Annotated[
-    str,
-    StringConstraints(max_length=64, pattern=SLUG_PATTERN),
-    BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
-]
+CategorySlug = Slug
 CategoryName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 

@@ -11,8 +11,8 @@ from sqlmodel import Session, col, select
 from fleetprompt.accounts.context import OrgRef
 from fleetprompt.errors import Conflict, Forbidden, InvalidState, NotFound
 from fleetprompt.ledger.registry import DirectiveType, directive_types
+from fleetprompt.ledger.types.common import Slug
 from fleetprompt.models.marketplace import (
-    SLUG_PATTERN,
     VERSION_PATTERN,
     Installation,
     Package,
@@ -22,7 +22,7 @@ from fleetprompt.models.marketplace import (
 )
 from fleetprompt.models.tenancy import Role
 
-PackageSlug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=SLUG_PATTERN)]
+PackageSlug = Slug
 Version = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=VERSION_PATTERN)]
 MAX_CONFIG_BYTES = 10_000
 
