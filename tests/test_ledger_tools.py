@@ -241,8 +241,8 @@ def test_audit_timeline_pages_cover_the_whole_history(platform: Platform, org: O
         assert [len(p) for p in pages[:-1]] == [limit] * (len(pages) - 1)
         assert [e for p in pages for e in p] == everything
 
-    empty = call(platform, member, "audit_timeline", subject_type="forum.thread", subject_id=str(uuid.uuid4()))
-    assert (empty.entries, empty.next_cursor) == ([], None)
+    with pytest.raises(NotFound, match="has any history"):
+        call(platform, member, "audit_timeline", subject_type="forum.thread", subject_id=str(uuid.uuid4()))
     for arguments, field in [
         ({"subject_type": "user", "subject_id": str(thread_id)}, "subject_type"),
         ({"subject_type": "forum.thread", "subject_id": ""}, "subject_id"),

@@ -403,7 +403,8 @@ def test_install_provisions_exactly_the_manifest_and_counts_one_installation_onc
     assert {resources[("forum_category", s)].resource_id for s in made} == {c.id for c in made.values()}
 
     [installed] = signals(platform, "package.installation.installed")
-    assert (installed.subject_type, installed.subject_id) == ("package.installation", str(installation_id))
+    assert (installed.subject_type, installed.subject_id) == ("package", STARTER)
+    assert installed.payload["installation_id"] == str(installation_id)
     assert installed.causation_id == str(receipt.directive_id)
     assert installed.payload["added"] == STARTER_1_0_ADDED
     assert len(signals(platform, "forum.category.created")) == 3
@@ -663,7 +664,8 @@ def test_purge_removes_what_the_install_created_and_leaves_what_it_adopted(
     assert [t.id for t in rows(platform, ForumThread)] == [uuid.UUID(thread.result["thread_id"])]
     assert installations(platform) == [] and provenance(platform) == {}
     [uninstalled] = signals(platform, "package.installation.uninstalled")
-    assert (uninstalled.payload["purge"], uninstalled.subject_id) == (True, result["installation_id"])
+    assert (uninstalled.payload["purge"], uninstalled.subject_id) == (True, STARTER)
+    assert uninstalled.payload["installation_id"] == result["installation_id"]
     assert listed(platform, admin) == {}
     assert call(platform, admin, "marketplace_get_package", slug=STARTER).installed_version is None
     with pytest.raises(NotFound, match="not installed"):

@@ -43,7 +43,7 @@ ADMIN_DIRECTIVES = {
     "marketplace_set_package_enabled",
     "directive_rerun",
 }
-DESTRUCTIVE = {"forum_delete_post", "marketplace_uninstall_package"}
+DESTRUCTIVE = {"forum_delete_post", "marketplace_uninstall_package", "marketplace_upgrade_package"}
 IDENTITY = {"tenant", "organization", "org", "org_id", "author", "author_id", "user", "user_id", "actor"}
 
 

@@ -233,7 +233,7 @@ class DirectiveLedger:
         needs_approval = directive_type.is_high_impact(model) and ctx.actor.kind == ActorKind.agent
         tenant = ctx.org.slug
         with self.transaction(tenant) as session:
-            key = idempotency_key or self._derived_key(session, name, digest, ctx.actor)
+            key = idempotency_key or self._derived_key(session, directive_type, digest, ctx.actor)
             if isinstance(key, Directive):
                 return Filed(key, created=False)
             if idempotency_key is not None:
@@ -294,11 +294,13 @@ class DirectiveLedger:
             )
         return existing
 
-    def _derived_key(self, session: Session, name: str, digest: str, actor: Actor) -> str | Directive:
+    def _derived_key(
+        self, session: Session, directive_type: DirectiveType, digest: str, actor: Actor
+    ) -> str | Directive:
         """A key for callers that gave none: the same request while one is still pending is the same directive;
         once it has finished, asking again is a new directive (so lock -> unlock -> lock locks)."""
         scope = hashlib.sha256(f"{digest}:{actor.id}".encode()).hexdigest()[:32]
-        prefix = f"auto:{name}:{scope}:"
+        prefix = f"auto:{directive_type.name}:{scope}:"
         rows = session.exec(
             select(Directive).where(
                 Directive.args_hash == digest,
@@ -307,7 +309,7 @@ class DirectiveLedger:
             )
         ).all()
         pending = next((row for row in rows if row.status in PENDING), None)
-        if pending is not None and not self._superseded(session, pending):
+        if pending is not None and not (directive_type.sets_state and self._superseded(session, pending)):
             return pending
         return f"{prefix}{len(rows)}"
 

@@ -30,6 +30,10 @@ class DirectiveType:
     max_attempts: int = 5
     handler: DirectiveHandler | None = None
     description: str = ""
+    # Sets a state of its subject (lock, hide, enable): a newer request about the same subject supersedes a
+    # pending one, so asking again files anew (lock -> unlock -> lock locks). Creating types (a reply) never are:
+    # retrying a pending reply returns it, whatever else happened in the thread meanwhile.
+    sets_state: bool = False
 
     def is_high_impact(self, payload: BaseModel) -> bool:
         """Some types destroy data only with certain arguments (uninstall with purge)."""

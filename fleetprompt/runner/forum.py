@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from fleetprompt.db.lookup import fetch
+from fleetprompt.db.rows import fetch, insert_unique
 from fleetprompt.errors import InvalidState
 from fleetprompt.ledger.execution import DirectiveRun
 from fleetprompt.ledger.registry import directive_types
@@ -46,8 +46,7 @@ def create_category(run: DirectiveRun) -> dict[str, Any]:
             created_by_directive=run.directive.id,
             meta=_source(run),
         )
-        run.session.add(category)
-        run.session.flush()
+        insert_unique(run.session, category, f"a forum category with slug {p.slug!r} already exists")
         run.emit(
             "forum.category.created",
             {"category_id": str(category.id), "slug": category.slug, "name": category.name},
@@ -165,7 +164,6 @@ def create_post(run: DirectiveRun) -> dict[str, Any]:
             meta=_source(run),
         )
         run.session.add(post)
-        thread.updated_at = utcnow()
         run.session.flush()
         _post_created(run, post)
     return {"post_id": str(post.id), "thread_id": str(post.thread_id), "status": post.status}

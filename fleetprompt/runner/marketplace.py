@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from fleetprompt.db.engine import dialect_insert
+from fleetprompt.db.rows import insert_unique
 from fleetprompt.ledger.execution import DirectiveRun, FanoutEvent
 from fleetprompt.ledger.registry import directive_types, fanout_handlers
 from fleetprompt.ledger.signals import SignalDraft, emit
@@ -93,8 +94,7 @@ def _provision_category(
     if category is None:
         category = ForumCategory(slug=spec.slug, name=spec.name, description=spec.description, package_slug=slug)
         category.meta = {"via": "package", "package": slug, "directive_id": str(run.directive.id)}
-        run.session.add(category)
-        run.session.flush()
+        insert_unique(run.session, category, f"a forum category with slug {spec.slug!r} was created meanwhile")
         run.emit(
             "forum.category.created",
             {"category_id": str(category.id), "slug": category.slug, "name": category.name, "package": slug},
@@ -102,8 +102,14 @@ def _provision_category(
             dedupe_key=f"forum.category.created:{category.id}",
         )
     else:
-        category.name, category.description = spec.name, spec.description
-        category.status, category.updated_at = CategoryStatus.active.value, utcnow()
+        category.name, category.description, category.updated_at = spec.name, spec.description, utcnow()
+        if category.status != CategoryStatus.active:
+            category.status = CategoryStatus.active.value
+            run.emit(
+                "forum.category.reactivated",
+                {"category_id": str(category.id), "slug": category.slug, "package": slug},
+                subject=("forum.category", str(category.id)),
+            )
     changes.added.append(f"forum_category:{spec.slug}")
     return _record(run, installation, ResourceKind.forum_category, spec.slug, category.id, created=True)
 
@@ -136,16 +142,21 @@ def _remove(run: DirectiveRun, resource: InstallationResource, changes: Changes)
             run.session.delete(agent)
         changes.removed.append(label)
     elif resource.created and resource.kind == ResourceKind.forum_category:
-        category = run.session.get(ForumCategory, resource.resource_id)
+        # Locked first: a thread being created in it meanwhile holds a share lock, so the count sees it.
+        category = run.session.get(ForumCategory, resource.resource_id, with_for_update=True)
         if category is not None:
             threads = run.session.exec(
                 select(func.count()).select_from(ForumThread).where(ForumThread.category_id == category.id)
             ).one()
+            facts = {"category_id": str(category.id), "slug": category.slug, "threads": threads}
             if threads:
-                category.status, category.updated_at = CategoryStatus.archived.value, utcnow()
+                if category.status != CategoryStatus.archived:
+                    category.status, category.updated_at = CategoryStatus.archived.value, utcnow()
+                    run.emit("forum.category.archived", facts, subject=("forum.category", str(category.id)))
                 changes.archived.append(label)
             else:
                 run.session.delete(category)
+                run.emit("forum.category.deleted", facts, subject=("forum.category", str(category.id)))
                 changes.removed.append(label)
     run.session.delete(resource)
 
@@ -180,8 +191,9 @@ def _result(installation: Installation, changes: Changes, **extra: Any) -> dict[
     }
 
 
-def _installation_subject(installation: Installation) -> tuple[str, str]:
-    return ("package.installation", str(installation.id))
+def _package_subject(installation: Installation) -> tuple[str, str]:
+    """Installation facts are about the package: its history in this organization spans every install of it."""
+    return ("package", installation.package_slug)
 
 
 @directive_types.handles("package.install")
@@ -202,8 +214,7 @@ def install(run: DirectiveRun) -> dict[str, Any]:
         installed_by=run.directive.requested_by,
         created_by_directive=run.directive.id,
     )
-    run.session.add(installation)
-    run.session.flush()
+    insert_unique(run.session, installation, f"package {package.slug!r} is already installed")
     changes = Changes()
     _provision(run, installation, manifest, changes)
     run.emit(
@@ -214,7 +225,7 @@ def install(run: DirectiveRun) -> dict[str, Any]:
             "version": version.version,
             **changes.as_dict(),
         },
-        subject=_installation_subject(installation),
+        subject=_package_subject(installation),
         dedupe_key=f"package.installation.installed:{installation.id}",
     )
     return _result(installation, changes)
@@ -256,12 +267,16 @@ def upgrade(run: DirectiveRun) -> dict[str, Any]:
         resource = resources.get((ResourceKind.forum_category.value, category_spec.slug))
         if resource is None:
             _provision_category(run, installation, category_spec, changes)
-        else:
-            resource.package_version = version.version
+            continue
+        category = run.session.get(ForumCategory, resource.resource_id)
+        if category is not None and resource.created:
+            category.name, category.description = category_spec.name, category_spec.description
+            category.updated_at = utcnow()
+        resource.package_version = version.version
     run.emit(
         "package.installation.upgraded",
         {"installation_id": str(installation.id), "from": previous, "to": version.version, **changes.as_dict()},
-        subject=_installation_subject(installation),
+        subject=_package_subject(installation),
     )
     return _result(installation, changes, previous_version=previous)
 
@@ -270,12 +285,7 @@ def upgrade(run: DirectiveRun) -> dict[str, Any]:
 def uninstall(run: DirectiveRun) -> dict[str, Any]:
     p = run.payload
     assert isinstance(p, types.PackageUninstall)
-    installation = run.session.exec(
-        select(Installation).where(Installation.package_slug == p.slug).with_for_update()
-    ).first()
-    if installation is None:
-        # Already gone (this directive ran before, or someone else uninstalled it): nothing more to do.
-        return {"package": p.slug, "uninstalled": False, "purge": p.purge, "reason": "not installed"}
+    installation = types.installation_of(run.session, p.slug, lock=True)
     changes = Changes()
     kept = 0
     for resource in _resources(run.session, installation).values():
@@ -294,7 +304,7 @@ def uninstall(run: DirectiveRun) -> dict[str, Any]:
             "purge": p.purge,
             **changes.as_dict(),
         },
-        subject=_installation_subject(installation),
+        subject=_package_subject(installation),
         dedupe_key=f"package.installation.uninstalled:{installation.id}",
     )
     return {
@@ -326,7 +336,7 @@ def _set_enabled(run: DirectiveRun, enabled: bool) -> dict[str, Any]:
         run.emit(
             f"package.installation.{event}",
             {"installation_id": str(installation.id), "package": installation.package_slug, "agents": len(agent_ids)},
-            subject=_installation_subject(installation),
+            subject=_package_subject(installation),
         )
     return _result(installation, Changes(), changed=changed)
 

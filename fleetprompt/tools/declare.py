@@ -54,6 +54,7 @@ def directive_tool(
     directives: tuple[str, ...],
     role: Role,
     destructive: bool = False,
+    approval_note: str = APPROVAL_NOTE,
 ) -> Callable[[Callable[[ToolContext, I], Filing]], Callable[[ToolContext, I], Filing]]:
     """`fn` makes the checks a caller can fix and says what to file; filing and the receipt are shared."""
 
@@ -74,7 +75,7 @@ def directive_tool(
         tools.add(
             Tool(
                 name=name,
-                description=description + DIRECTIVE_NOTE + (APPROVAL_NOTE if high_impact else ""),
+                description=description + DIRECTIVE_NOTE + (approval_note if high_impact else ""),
                 input_model=input,
                 output_model=DirectiveReceipt,
                 kind=ToolKind.directive,

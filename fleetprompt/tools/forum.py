@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, literal_column, or_, union_all
 from sqlmodel import Session, col, select
 
-from fleetprompt.db.lookup import fetch
+from fleetprompt.db.rows import fetch
 from fleetprompt.errors import InvalidInput
 from fleetprompt.ledger.pagination import decode_cursor, encode_cursor
 from fleetprompt.ledger.types import forum as types
@@ -413,7 +413,7 @@ class CategoryRefInput(DirectiveOptions):
 )
 def forum_archive_category(ctx: ToolContext, args: CategoryRefInput) -> Filing:
     def check(session: Session) -> None:
-        types.active_category(session, args.category_id)
+        types.unarchived_category(session, args.category_id)
 
     return Filing(
         "forum.category.archive",

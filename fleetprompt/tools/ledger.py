@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fleetprompt.errors import NotFound
 from fleetprompt.ledger import DirectiveFilter, TimelineEntry
 from fleetprompt.models.ledger import Directive, DirectiveStatus
 from fleetprompt.models.tenancy import Role
@@ -25,7 +26,8 @@ from fleetprompt.tools.receipts import (
 )
 from fleetprompt.tools.registry import Tool, ToolAnnotations, ToolKind, tools
 
-SubjectType = Literal["forum.category", "forum.thread", "forum.post", "package", "package.installation", "directive"]
+# A package's id is its slug: its history spans every install of it in this organization.
+SubjectType = Literal["forum.category", "forum.thread", "forum.post", "package", "directive"]
 REDACTED = "[not shown: only its requester and admins see the text of someone else's request]"
 TEXT_FIELDS = ("content",)
 PageSize = Field(default=50, ge=1, le=200, description="Page size (1-200).")
@@ -192,6 +194,8 @@ def audit_timeline(ctx: ToolContext, args: AuditInput) -> AuditPage:
     entries, next_cursor = ctx.ledger.timeline(
         ctx.org.slug, args.subject_type, args.subject_id, args.cursor, args.limit
     )
+    if not entries and args.cursor is None:
+        raise NotFound(f"no {args.subject_type} {args.subject_id!r} has any history in this organization")
     return AuditPage(
         subject=SubjectRef(type=args.subject_type, id=args.subject_id),
         entries=[_audit_entry(ctx, e) for e in entries],

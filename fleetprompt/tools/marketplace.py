@@ -342,6 +342,7 @@ class UpgradeInput(DirectiveOptions):
     input=UpgradeInput,
     directives=("package.upgrade",),
     role=Role.admin,
+    destructive=True,  # removes what the new version dropped
 )
 def marketplace_upgrade_package(ctx: ToolContext, args: UpgradeInput) -> Filing:
     with ctx.reading_shared() as shared:
@@ -371,6 +372,7 @@ class UninstallInput(DirectiveOptions):
     directives=("package.uninstall",),
     role=Role.admin,
     destructive=True,
+    approval_note=" With purge, when an assistant asks, a person must approve it before it runs.",
 )
 def marketplace_uninstall_package(ctx: ToolContext, args: UninstallInput) -> Filing:
     def check(session: Session) -> None:

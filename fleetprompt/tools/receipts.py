@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
 from fleetprompt.ledger.directives import Filed
@@ -22,6 +22,24 @@ class ToolInput(BaseModel):
     """Tool arguments: unknown fields are refused (no tenant, organization, author or user ever comes from here)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """NUL cannot be stored in PostgreSQL text or JSON: refuse it here, for every string at any depth."""
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL characters (\\x00)")
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class DirectiveOptions(ToolInput):

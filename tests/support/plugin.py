@@ -66,6 +66,7 @@ if directive_types.find("test.toggle") is None:
             payload_model=TogglePayload,
             subject=lambda p: ("test.target", p.target),
             handler=_toggle,
+            sets_state=True,
         )
     )
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlmodel import Session, select
 
-from fleetprompt.db.lookup import fetch
+from fleetprompt.db.rows import fetch
 from fleetprompt.errors import Conflict, Forbidden, InvalidState
 from fleetprompt.ledger.registry import DirectiveType, directive_types
 from fleetprompt.ledger.types.common import Slug
@@ -85,33 +85,52 @@ CATEGORY_CREATE = directive_types.register(
     DirectiveType("forum.category.create", CategoryCreate, Role.admin, description="Create a forum category.")
 )
 CATEGORY_ARCHIVE = directive_types.register(
-    DirectiveType("forum.category.archive", CategoryRef, Role.admin, subject=_category, description="Archive one.")
+    DirectiveType(
+        "forum.category.archive",
+        CategoryRef,
+        Role.admin,
+        subject=_category,
+        sets_state=True,
+        description="Archive one.",
+    )
 )
 THREAD_CREATE = directive_types.register(
     DirectiveType("forum.thread.create", ThreadCreate, Role.member, subject=_category, description="New thread.")
 )
 THREAD_LOCK = directive_types.register(
-    DirectiveType("forum.thread.lock", ThreadRef, Role.admin, subject=_thread, description="Lock a thread.")
+    DirectiveType(
+        "forum.thread.lock", ThreadRef, Role.admin, subject=_thread, sets_state=True, description="Lock a thread."
+    )
 )
 THREAD_UNLOCK = directive_types.register(
-    DirectiveType("forum.thread.unlock", ThreadRef, Role.admin, subject=_thread, description="Reopen a thread.")
+    DirectiveType(
+        "forum.thread.unlock", ThreadRef, Role.admin, subject=_thread, sets_state=True, description="Reopen a thread."
+    )
 )
 POST_CREATE = directive_types.register(
     DirectiveType("forum.post.create", PostCreate, Role.member, subject=_thread, description="Reply to a thread.")
 )
 # Members may edit their own posts; the handler allows others' posts only to admins.
 POST_EDIT = directive_types.register(
-    DirectiveType("forum.post.edit", PostEdit, Role.member, subject=_post, description="Edit a post.")
+    DirectiveType("forum.post.edit", PostEdit, Role.member, subject=_post, sets_state=True, description="Edit a post.")
 )
 POST_HIDE = directive_types.register(
-    DirectiveType("forum.post.hide", PostRef, Role.admin, subject=_post, description="Hide a post.")
+    DirectiveType("forum.post.hide", PostRef, Role.admin, subject=_post, sets_state=True, description="Hide a post.")
 )
 POST_UNHIDE = directive_types.register(
-    DirectiveType("forum.post.unhide", PostRef, Role.admin, subject=_post, description="Unhide a post.")
+    DirectiveType(
+        "forum.post.unhide", PostRef, Role.admin, subject=_post, sets_state=True, description="Unhide a post."
+    )
 )
 POST_DELETE = directive_types.register(
     DirectiveType(
-        "forum.post.delete", PostRef, Role.admin, high_impact=True, subject=_post, description="Delete a post."
+        "forum.post.delete",
+        PostRef,
+        Role.admin,
+        high_impact=True,
+        subject=_post,
+        sets_state=True,
+        description="Delete a post.",
     )
 )
 
@@ -122,9 +141,17 @@ POST_DELETE = directive_types.register(
 
 
 def active_category(session: Session, category_id: uuid.UUID, *, lock: bool = False) -> ForumCategory:
-    category = fetch(session, ForumCategory, category_id, "forum category", lock=lock)
+    """With `lock`, the category stays active (not archived, not purged) until the caller commits."""
+    category = fetch(session, ForumCategory, category_id, "forum category", share=lock)
     if category.status != CategoryStatus.active:
         raise InvalidState(f"forum category {category.slug!r} is archived; new threads need an active category")
+    return category
+
+
+def unarchived_category(session: Session, category_id: uuid.UUID) -> ForumCategory:
+    category = fetch(session, ForumCategory, category_id, "forum category")
+    if category.status == CategoryStatus.archived:
+        raise InvalidState(f"forum category {category.slug!r} is already archived")
     return category
 
 
@@ -134,10 +161,11 @@ def unused_category_slug(session: Session, slug: str) -> None:
 
 
 def open_thread(session: Session, thread_id: uuid.UUID, *, lock: bool = False) -> ForumThread:
-    thread = fetch(session, ForumThread, thread_id, "forum thread", lock=lock)
+    """With `lock`, thread and category stay open until the caller commits (shared locks: replies don't queue)."""
+    thread = fetch(session, ForumThread, thread_id, "forum thread", share=lock)
     if thread.status != ThreadStatus.open:
         raise InvalidState(f"thread {thread.id} is {thread.status}; replies need an open thread")
-    category = session.get(ForumCategory, thread.category_id)
+    category = session.get(ForumCategory, thread.category_id, with_for_update={"read": True} if lock else None)
     if category is not None and category.status != CategoryStatus.active:
         raise InvalidState(f"thread {thread.id} is in archived category {category.slug!r}; it takes no replies")
     return thread

@@ -66,10 +66,24 @@ def _package(p: PackageInstall | PackageUpgrade | PackageUninstall | PackageRef)
 
 
 INSTALL = directive_types.register(
-    DirectiveType("package.install", PackageInstall, Role.admin, subject=_package, description="Install a package.")
+    DirectiveType(
+        "package.install",
+        PackageInstall,
+        Role.admin,
+        subject=_package,
+        sets_state=True,
+        description="Install a package.",
+    )
 )
 UPGRADE = directive_types.register(
-    DirectiveType("package.upgrade", PackageUpgrade, Role.admin, subject=_package, description="Upgrade a package.")
+    DirectiveType(
+        "package.upgrade",
+        PackageUpgrade,
+        Role.admin,
+        subject=_package,
+        sets_state=True,
+        description="Upgrade a package.",
+    )
 )
 UNINSTALL = directive_types.register(
     DirectiveType(
@@ -78,14 +92,19 @@ UNINSTALL = directive_types.register(
         Role.admin,
         high_impact=lambda p: p.purge,
         subject=_package,
+        sets_state=True,
         description="Uninstall a package; purge also removes what it created.",
     )
 )
 ENABLE = directive_types.register(
-    DirectiveType("package.enable", PackageRef, Role.admin, subject=_package, description="Enable a package.")
+    DirectiveType(
+        "package.enable", PackageRef, Role.admin, subject=_package, sets_state=True, description="Enable a package."
+    )
 )
 DISABLE = directive_types.register(
-    DirectiveType("package.disable", PackageRef, Role.admin, subject=_package, description="Disable a package.")
+    DirectiveType(
+        "package.disable", PackageRef, Role.admin, subject=_package, sets_state=True, description="Disable a package."
+    )
 )
 
 
