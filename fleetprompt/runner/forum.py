@@ -4,6 +4,7 @@ a row it created is found again by its directive id, and a state already reached
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlmodel import select
@@ -86,29 +87,31 @@ def create_thread(run: DirectiveRun) -> dict[str, Any]:
         )
         run.session.add(thread)
         run.session.flush()
-        post = ForumPost(
-            thread_id=thread.id,
-            content=p.content,
-            author_type=author_type,
-            author_id=author_id,
-            created_by_directive=run.directive.id,
-            meta=_source(run),
-        )
-        run.session.add(post)
-        run.session.flush()
         run.emit(
             "forum.thread.created",
             {"thread_id": str(thread.id), "category_id": str(thread.category_id), "title": thread.title},
             subject=("forum.thread", str(thread.id)),
             dedupe_key=f"forum.thread.created:{thread.id}",
         )
-        _post_created(run, post)
+        _new_post(run, thread.id, p.content)
     first = run.session.exec(select(ForumPost.id).where(ForumPost.created_by_directive == run.directive.id)).one()
     return {"thread_id": str(thread.id), "post_id": str(first), "status": thread.status}
 
 
-def _post_created(run: DirectiveRun, post: ForumPost) -> None:
-    """Facts carry ids and sizes, never the text: moderators may hide it later, signals are immutable."""
+def _new_post(run: DirectiveRun, thread_id: uuid.UUID, content: str) -> ForumPost:
+    """A post by the requester. Its fact carries ids and sizes, never the text: moderators may hide the text
+    later, and signals are immutable."""
+    author_type, author_id = _author(run)
+    post = ForumPost(
+        thread_id=thread_id,
+        content=content,
+        author_type=author_type,
+        author_id=author_id,
+        created_by_directive=run.directive.id,
+        meta=_source(run),
+    )
+    run.session.add(post)
+    run.session.flush()
     run.emit(
         "forum.post.created",
         {
@@ -121,6 +124,7 @@ def _post_created(run: DirectiveRun, post: ForumPost) -> None:
         subject=("forum.post", str(post.id)),
         dedupe_key=f"forum.post.created:{post.id}",
     )
+    return post
 
 
 def _set_thread_status(run: DirectiveRun, status: str, event: str) -> dict[str, Any]:
@@ -154,18 +158,7 @@ def create_post(run: DirectiveRun) -> dict[str, Any]:
     post = run.session.exec(select(ForumPost).where(ForumPost.created_by_directive == run.directive.id)).first()
     if post is None:
         thread = types.open_thread(run.session, p.thread_id, lock=True)
-        author_type, author_id = _author(run)
-        post = ForumPost(
-            thread_id=thread.id,
-            content=p.content,
-            author_type=author_type,
-            author_id=author_id,
-            created_by_directive=run.directive.id,
-            meta=_source(run),
-        )
-        run.session.add(post)
-        run.session.flush()
-        _post_created(run, post)
+        post = _new_post(run, thread.id, p.content)
     return {"post_id": str(post.id), "thread_id": str(post.thread_id), "status": post.status}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -491,11 +490,13 @@ class ThreadRefInput(DirectiveOptions):
     thread_id: uuid.UUID
 
 
-def _thread_exists(thread_id: uuid.UUID) -> Callable[[Session], None]:
+def _thread_status(action: str, args: ThreadRefInput) -> Filing:
     def check(session: Session) -> None:
-        fetch(session, ForumThread, thread_id, "forum thread")
+        fetch(session, ForumThread, args.thread_id, "forum thread")
 
-    return check
+    return Filing(
+        f"forum.thread.{action}", types.ThreadRef(thread_id=args.thread_id), f"{action} thread {args.thread_id}", check
+    )
 
 
 @directive_tool(
@@ -507,12 +508,7 @@ def _thread_exists(thread_id: uuid.UUID) -> Callable[[Session], None]:
     role=Role.admin,
 )
 def forum_lock_thread(ctx: ToolContext, args: ThreadRefInput) -> Filing:
-    return Filing(
-        "forum.thread.lock",
-        types.ThreadRef(thread_id=args.thread_id),
-        f"lock thread {args.thread_id}",
-        check=_thread_exists(args.thread_id),
-    )
+    return _thread_status("lock", args)
 
 
 @directive_tool(
@@ -524,12 +520,7 @@ def forum_lock_thread(ctx: ToolContext, args: ThreadRefInput) -> Filing:
     role=Role.admin,
 )
 def forum_unlock_thread(ctx: ToolContext, args: ThreadRefInput) -> Filing:
-    return Filing(
-        "forum.thread.unlock",
-        types.ThreadRef(thread_id=args.thread_id),
-        f"unlock thread {args.thread_id}",
-        check=_thread_exists(args.thread_id),
-    )
+    return _thread_status("unlock", args)
 
 
 class PostRefInput(DirectiveOptions):
