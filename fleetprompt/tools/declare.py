@@ -91,6 +91,31 @@ def directive_tool(
     return register
 
 
+def ledger_action_tool(
+    name: str, *, title: str, description: str, input: type[I], role: Role
+) -> Callable[[Callable[[ToolContext, I], DirectiveReceipt]], Callable[[ToolContext, I], DirectiveReceipt]]:
+    """A tool that moves an existing directive through its lifecycle (cancel, rerun): it files nothing new,
+    acts on the ledger directly, and answers with the directive's receipt."""
+
+    def register(fn: Callable[[ToolContext, I], DirectiveReceipt]) -> Callable[[ToolContext, I], DirectiveReceipt]:
+        _check_input(name, input)
+        tools.add(
+            Tool(
+                name=name,
+                description=description,
+                input_model=input,
+                output_model=DirectiveReceipt,
+                kind=ToolKind.directive,
+                required_role=role,
+                annotations=ToolAnnotations(title=title, read_only=False, destructive=False, idempotent=True),
+                run=fn,
+            )
+        )
+        return fn
+
+    return register
+
+
 FORBIDDEN_FIELDS = {"tenant", "organization", "org", "org_id", "author", "author_id", "user", "user_id", "actor"}
 
 

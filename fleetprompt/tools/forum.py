@@ -19,7 +19,7 @@ from fleetprompt.models.forum import ForumCategory, ForumPost, ForumThread, Post
 from fleetprompt.models.tenancy import Role
 from fleetprompt.tools.context import ToolContext
 from fleetprompt.tools.declare import directive_tool, read_tool
-from fleetprompt.tools.receipts import DirectiveOptions, Filing, ToolInput
+from fleetprompt.tools.receipts import DirectiveOptions, Filing, NoInput, ToolInput
 
 PLACEHOLDER = {
     PostStatus.hidden.value: "[hidden by a moderator]",
@@ -98,6 +98,18 @@ def _post_counts(session: Session, thread_ids: list[uuid.UUID]) -> dict[uuid.UUI
     return dict(rows)
 
 
+def _category_view(category: ForumCategory, threads: int) -> CategoryView:
+    return CategoryView(
+        id=category.id,
+        slug=category.slug,
+        name=category.name,
+        description=category.description,
+        status=category.status,
+        thread_count=threads,
+        created_at=category.created_at,
+    )
+
+
 def _thread_view(thread: ForumThread, posts: int) -> ThreadView:
     return ThreadView(
         id=thread.id,
@@ -113,10 +125,6 @@ def _thread_view(thread: ForumThread, posts: int) -> ThreadView:
 
 
 # ---------------------------------------------------------------- read tools
-
-
-class NoInput(ToolInput):
-    pass
 
 
 class CategoryList(BaseModel):
@@ -136,20 +144,7 @@ def forum_list_categories(ctx: ToolContext, args: NoInput) -> CategoryList:
         counts = dict(
             session.exec(select(ForumThread.category_id, func.count()).group_by(ForumThread.category_id)).all()
         )
-    return CategoryList(
-        items=[
-            CategoryView(
-                id=c.id,
-                slug=c.slug,
-                name=c.name,
-                description=c.description,
-                status=c.status,
-                thread_count=counts.get(c.id, 0),
-                created_at=c.created_at,
-            )
-            for c in categories
-        ]
-    )
+    return CategoryList(items=[_category_view(c, counts.get(c.id, 0)) for c in categories])
 
 
 class ThreadListInput(ToolInput):
@@ -240,15 +235,7 @@ def forum_get_thread(ctx: ToolContext, args: ThreadGetInput) -> ThreadDetail:
         next_cursor = encode_cursor(posts[-1].created_at, posts[-1].id)
     return ThreadDetail(
         thread=_thread_view(thread, counts.get(thread.id, 0)),
-        category=CategoryView(
-            id=category.id,
-            slug=category.slug,
-            name=category.name,
-            description=category.description,
-            status=category.status,
-            thread_count=threads_in_category,
-            created_at=category.created_at,
-        ),
+        category=_category_view(category, threads_in_category),
         posts=[post_view(ctx, p) for p in posts],
         next_cursor=next_cursor,
     )

@@ -13,7 +13,7 @@ from fleetprompt.ledger import DirectiveFilter, TimelineEntry
 from fleetprompt.models.ledger import Directive, DirectiveStatus
 from fleetprompt.models.tenancy import Role
 from fleetprompt.tools.context import ToolContext
-from fleetprompt.tools.declare import read_tool
+from fleetprompt.tools.declare import ledger_action_tool, read_tool
 from fleetprompt.tools.receipts import (
     MAX_WAIT_SECONDS,
     DirectiveOptions,
@@ -24,7 +24,6 @@ from fleetprompt.tools.receipts import (
     subject_of,
     wait_for_directive,
 )
-from fleetprompt.tools.registry import Tool, ToolAnnotations, ToolKind, tools
 
 # A package's id is its slug: its history spans every install of it in this organization.
 SubjectType = Literal["forum.category", "forum.thread", "forum.post", "package", "directive"]
@@ -214,6 +213,13 @@ class DirectiveCancelInput(DirectiveActionInput):
     reason: str | None = Field(default=None, max_length=500)
 
 
+@ledger_action_tool(
+    "directive_cancel",
+    title="Cancel a directive",
+    description="Cancel a directive that has not started running. Its requester or an admin may cancel it.",
+    input=DirectiveCancelInput,
+    role=Role.member,
+)
 def directive_cancel(ctx: ToolContext, args: DirectiveCancelInput) -> DirectiveReceipt:
     current = ctx.ledger.get(ctx.org.slug, args.directive_id)
     if current.status == DirectiveStatus.canceled and current.decided_by == ctx.actor.id:
@@ -222,45 +228,19 @@ def directive_cancel(ctx: ToolContext, args: DirectiveCancelInput) -> DirectiveR
     return receipt(canceled, True, f"cancel {canceled.name} {canceled.id}")
 
 
+@ledger_action_tool(
+    "directive_rerun",
+    title="Rerun a directive",
+    description=(
+        "Run a finished directive again (same id and key); admins only. The idempotency_key makes the rerun "
+        "request itself safe to repeat; wait_seconds waits for the new outcome."
+    ),
+    input=DirectiveActionInput,
+    role=Role.admin,
+)
 def directive_rerun(ctx: ToolContext, args: DirectiveActionInput) -> DirectiveReceipt:
     filed = ctx.ledger.rerun(ctx.request, args.directive_id, args.idempotency_key)
     directive = filed.directive
     if args.wait_seconds > 0:
         directive = wait_for_directive(ctx, directive, args.wait_seconds)
     return receipt(directive, filed.created, f"rerun {directive.name} {directive.id} (run {directive.run_number})")
-
-
-def _lifecycle_tool(
-    name: str, title: str, description: str, input: type[DirectiveOptions], run: Any, role: Role
-) -> None:
-    tools.add(
-        Tool(
-            name=name,
-            description=description,
-            input_model=input,
-            output_model=DirectiveReceipt,
-            kind=ToolKind.directive,
-            required_role=role,
-            annotations=ToolAnnotations(title=title, read_only=False, destructive=False, idempotent=True),
-            run=run,
-        )
-    )
-
-
-_lifecycle_tool(
-    "directive_cancel",
-    "Cancel a directive",
-    "Cancel a directive that has not started running. Its requester or an admin may cancel it.",
-    DirectiveCancelInput,
-    directive_cancel,
-    Role.member,
-)
-_lifecycle_tool(
-    "directive_rerun",
-    "Rerun a directive",
-    "Run a finished directive again (same id and key); admins only. The idempotency_key makes the rerun "
-    "request itself safe to repeat; wait_seconds waits for the new outcome.",
-    DirectiveActionInput,
-    directive_rerun,
-    Role.admin,
-)

@@ -28,7 +28,7 @@ from fleetprompt.models.marketplace import (
 from fleetprompt.models.tenancy import Role, Tier
 from fleetprompt.tools.context import ToolContext
 from fleetprompt.tools.declare import directive_tool, read_tool
-from fleetprompt.tools.receipts import DirectiveOptions, Filing, ToolInput
+from fleetprompt.tools.receipts import DirectiveOptions, Filing, NoInput, ToolInput
 
 # ---------------------------------------------------------------- views
 
@@ -237,10 +237,6 @@ def marketplace_get_package(ctx: ToolContext, args: PackageSlugInput) -> Package
             for v in versions
         ],
     )
-
-
-class NoInput(ToolInput):
-    pass
 
 
 class InstallationList(BaseModel):

@@ -32,6 +32,10 @@ class ToolInput(BaseModel):
         return data
 
 
+class NoInput(ToolInput):
+    """For tools that take no arguments (still refusing any that are given)."""
+
+
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
