@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=600.0, gt=0)
     # Extra modules imported by every process at start-up (they register directive types or fanout handlers).
     plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Where people reach the web UI (links in receipts, e.g. to approve a directive).
+    public_url: str = "http://127.0.0.1:8000"
+    # Host headers /mcp accepts (DNS-rebinding protection); add the proxy's name when served behind one.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")
@@ -50,11 +56,25 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
 
-    @field_validator("plugins", mode="before")
+    @field_validator("plugins", "allowed_hosts", mode="before")
     @classmethod
-    def _split_plugins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _some_hosts(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one host (for example fleet.example.com or 127.0.0.1:*)")
         return value
 
     @field_validator("log_level", mode="before")

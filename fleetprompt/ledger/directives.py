@@ -230,7 +230,7 @@ class DirectiveLedger:
             raise InvalidInput("not_before must carry a timezone (UTC)")
         subject = directive_type.subject(model)
         now = self.clock()
-        needs_approval = directive_type.is_high_impact(model) and ctx.actor.kind == ActorKind.agent
+        needs_approval = self.needs_approval(ctx.actor, directive_type, model)
         tenant = ctx.org.slug
         with self.transaction(tenant) as session:
             key = idempotency_key or self._derived_key(session, directive_type, digest, ctx.actor)
@@ -278,6 +278,11 @@ class DirectiveLedger:
             if directive.status == S.requested.value:
                 self._enqueue_after_commit(session, tenant, directive)
         return Filed(directive, created=True)
+
+    @staticmethod
+    def needs_approval(actor: Actor, directive_type: DirectiveType, payload: BaseModel) -> bool:
+        """High-impact directives an agent asks for wait for a person (people acting directly are the person)."""
+        return actor.kind == ActorKind.agent and directive_type.is_high_impact(payload)
 
     @staticmethod
     def _same_request(existing: Directive, name: str, digest: str, actor: Actor) -> Directive:
@@ -423,7 +428,7 @@ class DirectiveLedger:
                 return Filed(directive, created=False)
             now = self.clock()
             stored = directive_type.payload_model.model_validate(directive.payload)
-            needs_approval = directive_type.is_high_impact(stored) and ctx.actor.kind == ActorKind.agent
+            needs_approval = self.needs_approval(ctx.actor, directive_type, stored)
             changed = self._transition(
                 session,
                 directive.id,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from fleetprompt.accounts.context import RequestContext
+from fleetprompt.accounts.context import Actor, RequestContext
 from fleetprompt.errors import FleetPromptError, Forbidden, InternalError, InvalidInput, NotFound, validation_message
 from fleetprompt.ledger import Ledger
 from fleetprompt.tools.context import ProgressSink, ToolContext
+from fleetprompt.tools.receipts import Filing
 from fleetprompt.tools.registry import Tool, tools
 
 log = logging.getLogger(__name__)
@@ -30,22 +33,68 @@ def call_tool(
     arguments: dict[str, Any] | BaseModel | None,
     *,
     progress: ProgressSink | None = None,
+    confirmed_by: Actor | None = None,
 ) -> BaseModel:
     """Role, then arguments, then the tool. Caller mistakes raise FleetPromptError with a message to show;
-    anything else is logged with the correlation id and raised as InternalError without internals."""
+    anything else is logged with the correlation id and raised as InternalError without internals.
+
+    `confirmed_by` is the person the calling agent speaks for, when they confirmed this call themselves
+    (MCP elicitation): a high-impact directive it files is approved by them instead of waiting."""
+    if confirmed_by is not None and (not confirmed_by.kind.is_person or confirmed_by.user_id != request.actor.user_id):
+        raise ValueError("only the person the agent acts for can confirm its call")
     tool = get_tool(name)
+    with _reported(name, request):
+        ctx, args = _prepare(ledger, request, tool, arguments, progress, confirmed_by)
+        return tool.run(ctx, args)
+
+
+def confirmation_needed(
+    ledger: Ledger, request: RequestContext, name: str, arguments: dict[str, Any] | BaseModel | None
+) -> str | None:
+    """What a person must confirm before this call is filed: the summary of the high-impact directive it would
+    file for an agent, or None when it files nothing that waits for approval. Files nothing; raises the errors
+    the call itself would (role, arguments, the checks of the organization's current state)."""
+    tool = get_tool(name)
+    if not tool.high_impact or tool.plan is None:
+        return None
+    with _reported(name, request):
+        ctx, args = _prepare(ledger, request, tool, arguments, None, None)
+        filing: Filing = tool.plan(ctx, args)
+        directive_type = ledger.registry.get(filing.directive)
+        if not ledger.needs_approval(request.actor, directive_type, filing.payload):
+            return None
+        if filing.check is not None:
+            with ctx.reading() as session:
+                filing.check(session)
+        return filing.summary
+
+
+def _prepare(
+    ledger: Ledger,
+    request: RequestContext,
+    tool: Tool,
+    arguments: dict[str, Any] | BaseModel | None,
+    progress: ProgressSink | None,
+    confirmed_by: Actor | None,
+) -> tuple[ToolContext, BaseModel]:
     role = ledger.role(request.org, request.actor)
     if not role.allows(tool.required_role):
         raise Forbidden(
-            f"{name} needs the {tool.required_role.value} role; you are {role.value} in {request.org.slug!r}"
+            f"{tool.name} needs the {tool.required_role.value} role; you are {role.value} in {request.org.slug!r}"
         )
     try:
         raw = arguments.model_dump() if isinstance(arguments, BaseModel) else (arguments or {})
         args = tool.input_model.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInput(f"invalid arguments for {name}: {validation_message(exc)}") from None
+        raise InvalidInput(f"invalid arguments for {tool.name}: {validation_message(exc)}") from None
+    context = ToolContext(request=request, ledger=ledger, role=role, progress=progress, confirmed_by=confirmed_by)
+    return context, args
+
+
+@contextmanager
+def _reported(name: str, request: RequestContext) -> Iterator[None]:
     try:
-        return tool.run(ToolContext(request=request, ledger=ledger, role=role, progress=progress), args)
+        yield
     except FleetPromptError:
         raise
     except Exception:

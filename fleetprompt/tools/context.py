@@ -32,6 +32,9 @@ class ToolContext:
     ledger: Ledger
     role: Role
     progress: ProgressSink | None = None
+    # The person the calling agent speaks for, when they confirmed this very call (MCP elicitation):
+    # a high-impact directive it files is approved by them at once instead of waiting.
+    confirmed_by: Actor | None = None
 
     @property
     def org(self) -> OrgRef:

@@ -84,6 +84,7 @@ def directive_tool(
                 run=run,
                 directive_types=directives,
                 high_impact=high_impact,
+                plan=fn,
             )
         )
         return fn

@@ -223,9 +223,9 @@ class DirectiveCancelInput(DirectiveActionInput):
 def directive_cancel(ctx: ToolContext, args: DirectiveCancelInput) -> DirectiveReceipt:
     current = ctx.ledger.get(ctx.org.slug, args.directive_id)
     if current.status == DirectiveStatus.canceled and current.decided_by == ctx.actor.id:
-        return receipt(current, False, f"cancel {current.name} {current.id}")  # asking twice is not an error
+        return receipt(ctx, current, False, f"cancel {current.name} {current.id}")  # asking twice is not an error
     canceled = ctx.ledger.cancel(ctx.request, args.directive_id, args.reason)
-    return receipt(canceled, True, f"cancel {canceled.name} {canceled.id}")
+    return receipt(ctx, canceled, True, f"cancel {canceled.name} {canceled.id}")
 
 
 @ledger_action_tool(
@@ -243,4 +243,4 @@ def directive_rerun(ctx: ToolContext, args: DirectiveActionInput) -> DirectiveRe
     directive = filed.directive
     if args.wait_seconds > 0:
         directive = wait_for_directive(ctx, directive, args.wait_seconds)
-    return receipt(directive, filed.created, f"rerun {directive.name} {directive.id} (run {directive.run_number})")
+    return receipt(ctx, directive, filed.created, f"rerun {directive.name} {directive.id} (run {directive.run_number})")

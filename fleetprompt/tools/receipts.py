@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
+from fleetprompt.accounts.context import RequestContext
+from fleetprompt.errors import InvalidState
 from fleetprompt.ledger.directives import Filed
 from fleetprompt.models.ledger import Directive, DirectiveStatus
 from fleetprompt.tools.context import Progress, ToolContext
@@ -77,6 +79,13 @@ class SubjectRef(BaseModel):
     id: str
 
 
+class ApprovalHint(BaseModel):
+    """Where a person approves a directive that waits for them (an agent never can)."""
+
+    web_url: str
+    cli_command: str
+
+
 class DirectiveReceipt(BaseModel):
     directive_id: uuid.UUID
     type: str
@@ -88,6 +97,9 @@ class DirectiveReceipt(BaseModel):
     finished: bool
     result: dict[str, Any] | None = None
     error: str | None = None
+    approval: ApprovalHint | None = Field(
+        default=None, description="Set while the directive waits for a person's approval: where to give it."
+    )
 
 
 def subject_of(directive: Directive) -> SubjectRef | None:
@@ -111,9 +123,17 @@ def _outcome(directive: Directive) -> str:
     return "queued"
 
 
-def receipt(directive: Directive, created: bool, summary: str) -> DirectiveReceipt:
+def approval_hint(ctx: ToolContext, directive: Directive) -> ApprovalHint:
+    return ApprovalHint(
+        web_url=f"{ctx.ledger.settings.public_url}/audit/directives/{directive.id}",
+        cli_command=f"fleetprompt directives approve {directive.id} --org {ctx.org.slug}",
+    )
+
+
+def receipt(ctx: ToolContext, directive: Directive, created: bool, summary: str) -> DirectiveReceipt:
     finished = DirectiveStatus(directive.status).is_terminal
     prefix = "" if created else "already filed: "
+    waiting = directive.status == DirectiveStatus.awaiting_approval
     return DirectiveReceipt(
         directive_id=directive.id,
         type=directive.name,
@@ -125,6 +145,7 @@ def receipt(directive: Directive, created: bool, summary: str) -> DirectiveRecei
         finished=finished,
         result=directive.result if finished else None,
         error=directive.last_error if directive.status != DirectiveStatus.succeeded else None,
+        approval=approval_hint(ctx, directive) if waiting else None,
     )
 
 
@@ -153,6 +174,23 @@ def file_directive(ctx: ToolContext, filing: Filing, options: DirectiveOptions) 
         ctx.request, filing.directive, filing.payload, idempotency_key=options.idempotency_key, precheck=filing.check
     )
     directive = filed.directive
+    if ctx.confirmed_by is not None and directive.status == DirectiveStatus.awaiting_approval:
+        directive = approve_confirmed(ctx, directive)
     if options.wait_seconds > 0:
         directive = wait_for_directive(ctx, directive, options.wait_seconds)
-    return receipt(directive, filed.created, filing.summary)
+    return receipt(ctx, directive, filed.created, filing.summary)
+
+
+def approve_confirmed(ctx: ToolContext, directive: Directive) -> Directive:
+    """The person confirmed this call before it was filed: record their approval (their own, not the agent's)."""
+    assert ctx.confirmed_by is not None
+    person = RequestContext(
+        org=ctx.org,
+        actor=ctx.confirmed_by,
+        correlation_id=ctx.request.correlation_id,
+        causation_id=ctx.request.causation_id,
+    )
+    try:
+        return ctx.ledger.approve(person, directive.id)
+    except InvalidState:  # decided meanwhile by someone else: report what it is now
+        return ctx.ledger.get(ctx.org.slug, directive.id)

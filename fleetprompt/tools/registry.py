@@ -39,6 +39,8 @@ class Tool:
     run: Callable[[Any, Any], BaseModel]
     directive_types: tuple[str, ...] = ()
     high_impact: bool = False  # may file a directive that waits for a person's approval
+    # Directive tools: what a call would file, without filing it (so a person can be asked to confirm first).
+    plan: Callable[[Any, Any], Any] | None = None
 
 
 class ToolRegistry:
