@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import sqlite3
 import sys
 import uuid
@@ -20,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from fleetprompt.accounts.context import Actor, RequestContext
 from fleetprompt.accounts.organizations import create_organization, get_organization, list_organizations
-from fleetprompt.accounts.tokens import create_token
+from fleetprompt.accounts.tokens import InvalidToken, authenticate_token, create_token
 from fleetprompt.accounts.users import add_user
 from fleetprompt.config import ConfigError, load_settings
 from fleetprompt.db.migrate import upgrade_all
@@ -142,6 +143,38 @@ def cmd_serve(platform: Platform, args: argparse.Namespace) -> None:
     uvicorn.run(
         app, host=args.host, port=args.port, log_level=platform.settings.log_level.lower(), timeout_graceful_shutdown=10
     )
+
+
+def cmd_mcp(platform: Platform, args: argparse.Namespace) -> None:
+    """MCP over stdio for a desktop assistant: stdout carries protocol messages only; everything else is stderr."""
+    import anyio
+
+    from fleetprompt.mcp_server import build_mcp_server
+    from fleetprompt.runner.worker import EmbeddedRunner
+
+    token = os.environ.get("FLEETPROMPT_TOKEN", "").strip()
+    if not token:
+        raise CliError(
+            "FLEETPROMPT_TOKEN is not set: create one with `fleetprompt token create --org <slug> --user <email>`"
+        )
+    _require_ready(platform)
+    try:
+        identity = authenticate_token(platform.db, token)
+    except InvalidToken as exc:
+        raise CliError(f"FLEETPROMPT_TOKEN: {exc}") from None
+    server = build_mcp_server(platform, token=token, via="mcp-stdio")
+    runner = EmbeddedRunner(platform.runner, args.workers) if args.runner else None
+    _err(
+        f"FleetPrompt MCP on stdio for organization {identity.org.slug!r}"
+        f" (runner: {'embedded' if runner else 'external: keep `fleetprompt serve` or `fleetprompt worker` running'})"
+    )
+    if runner is not None:
+        runner.start()
+    try:
+        anyio.run(server.run_stdio_async)
+    finally:
+        if runner is not None:
+            runner.stop()
 
 
 def cmd_worker(platform: Platform, args: argparse.Namespace) -> None:
@@ -267,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-runner", action="store_true")
     p.add_argument("--workers", type=int, default=2, help="runner threads when the runner is embedded")
     p.set_defaults(func=cmd_serve)
+
+    p = commands.add_parser("mcp", help="serve MCP over stdio, acting for the API token in FLEETPROMPT_TOKEN")
+    p.add_argument("--runner", action="store_true", help="also run directives in this process")
+    p.add_argument("--workers", type=int, default=1, help="runner threads with --runner")
+    p.set_defaults(func=cmd_mcp)
 
     p = commands.add_parser("worker", help="run a runner process (any number may share the queue)")
     p.add_argument("--workers", type=int, default=2)

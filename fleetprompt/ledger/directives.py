@@ -469,6 +469,10 @@ class DirectiveLedger:
 
     # ------------------------------------------------------------------ reads
 
+    def find_by_key(self, tenant: str, idempotency_key: str) -> Directive | None:
+        with self.db.reading(tenant) as session:
+            return session.exec(select(Directive).where(Directive.idempotency_key == idempotency_key.strip())).first()
+
     def get(self, tenant: str, directive_id: uuid.UUID | str) -> Directive:
         with self.db.reading(tenant) as session:
             return self._load(session, directive_id)

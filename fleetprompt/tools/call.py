@@ -59,6 +59,9 @@ def confirmation_needed(
         return None
     with _reported(name, request):
         ctx, args = _prepare(ledger, request, tool, arguments, None, None)
+        key = getattr(args, "idempotency_key", None)
+        if key is not None and ledger.find_by_key(request.org.slug, key) is not None:
+            return None  # a repeat: the call answers with the directive already filed under this key
         filing: Filing = tool.plan(ctx, args)
         directive_type = ledger.registry.get(filing.directive)
         if not ledger.needs_approval(request.actor, directive_type, filing.payload):

@@ -1,4 +1,4 @@
-"""Starlette app: /healthz now; the chat, audit and MCP routes mount here as they are built."""
+"""Starlette app: /healthz and the MCP endpoint /mcp; the chat and audit routes mount here as they are built."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from fleetprompt.mcp_server import build_mcp_http_app
 from fleetprompt.platform import Platform
 from fleetprompt.runner.worker import EmbeddedRunner
 
@@ -43,6 +44,7 @@ def _health(platform: Platform, runner_mode: str) -> tuple[bool, dict[str, Any]]
 def create_app(platform: Platform, *, run_runner: bool = True, workers: int = 2) -> Starlette:
     embedded = EmbeddedRunner(platform.runner, workers) if run_runner else None
     runner_mode = "embedded" if embedded else "external"
+    mcp_server, mcp_app = build_mcp_http_app(platform)
 
     async def healthz(_request: Request) -> JSONResponse:
         ok, body = await run_in_threadpool(_health, platform, runner_mode)
@@ -53,10 +55,12 @@ def create_app(platform: Platform, *, run_runner: bool = True, workers: int = 2)
         if embedded is not None:
             embedded.start()
         try:
-            yield
+            async with mcp_server.session_manager.run():  # a mounted app's own lifespan never runs
+                yield
         finally:
             if embedded is not None:
                 await run_in_threadpool(embedded.stop)
             platform.close()
 
-    return Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    # The MCP app answers /mcp itself (with its bearer-token and Host checks); it is mounted last.
+    return Starlette(routes=[Route("/healthz", healthz), Mount("/", app=mcp_app)], lifespan=lifespan)
