@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
@@ -38,6 +39,7 @@ from fleetprompt.accounts.tokens import InvalidToken, TokenIdentity, authenticat
 from fleetprompt.errors import FleetPromptError, InternalError
 from fleetprompt.platform import Platform
 from fleetprompt.tools import DirectiveReceipt, Progress, Tool, call_tool, confirmation_needed, tools
+from fleetprompt.tools.context import ProgressSink
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +154,7 @@ def _arguments(ctx: Context) -> dict[str, Any]:
     return dict(arguments) if isinstance(arguments, dict) else {}
 
 
-def _confirmation_resolver(caller: Caller, tool: Tool) -> Any:
+def _confirmation_resolver(caller: Caller, tool: Tool) -> Callable[[Context], Awaitable[Any]]:
     async def confirm_high_impact(ctx: Context) -> Any:
         """Ask the person before filing anything that cannot be undone; side-effect free, so it may run twice."""
         request = await caller.request()
@@ -182,7 +184,7 @@ def _confirmed_by(outcome: ElicitationResult[Any], request: RequestContext) -> A
     raise ToolError("declined: you did not confirm, so nothing was filed")
 
 
-def _progress_sink(ctx: Context) -> Any:
+def _progress_sink(ctx: Context) -> ProgressSink:
     """Progress from the worker thread the tool runs in, sent as MCP progress notifications."""
 
     def report(update: Progress) -> None:
@@ -236,7 +238,7 @@ def _mcp_tool(caller: Caller, tool: Tool) -> MCPTool:
             title=hints.title,
             read_only_hint=hints.read_only,
             destructive_hint=hints.destructive,
-            idempotent_hint=hints.read_only or "idempotency_key" in tool.input_model.model_fields,
+            idempotent_hint=hints.idempotent,
             open_world_hint=False,
         ),
         structured_output=True,

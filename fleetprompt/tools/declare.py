@@ -108,7 +108,12 @@ def ledger_action_tool(
                 output_model=DirectiveReceipt,
                 kind=ToolKind.directive,
                 required_role=role,
-                annotations=ToolAnnotations(title=title, read_only=False, destructive=False, idempotent=True),
+                annotations=ToolAnnotations(
+                    title=title,
+                    read_only=False,
+                    destructive=False,
+                    idempotent="idempotency_key" in input.model_fields,  # a repeat with the key is the same act
+                ),
                 run=fn,
             )
         )
