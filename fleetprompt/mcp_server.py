@@ -255,7 +255,10 @@ def _mcp_tool(caller: Caller, tool: Tool) -> MCPTool:
 
 def _add_resources(server: MCPServer, caller: Caller) -> None:
     async def read(tool_name: str, arguments: dict[str, Any]) -> str:
-        request = await caller.request()
+        try:
+            request = await caller.request()
+        except ToolError as exc:  # a refused token: say why, as a protocol error (resources have no error result)
+            raise MCPError(INVALID_PARAMS, str(exc)) from None
         try:
             output = await anyio.to_thread.run_sync(call_tool, caller.platform.ledger, request, tool_name, arguments)
         except InternalError as exc:
