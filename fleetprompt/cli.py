@@ -134,6 +134,8 @@ def cmd_serve(platform: Platform, args: argparse.Namespace) -> None:
 
     if platform.settings.queue == "memory" and not args.no_runner:
         raise CliError("FLEETPROMPT_QUEUE=memory runs directives inline; use it for tests, not for serve")
+    if not args.no_runner and args.workers < 1:
+        raise CliError("--workers must be at least 1")
     _require_ready(platform)
     app = create_app(platform, run_runner=not args.no_runner, workers=args.workers)
     _err(
@@ -157,6 +159,10 @@ def cmd_mcp(platform: Platform, args: argparse.Namespace) -> None:
         raise CliError(
             "FLEETPROMPT_TOKEN is not set: create one with `fleetprompt token create --org <slug> --user <email>`"
         )
+    if args.runner and platform.settings.queue == "memory":
+        raise CliError("FLEETPROMPT_QUEUE=memory runs directives inline; --runner needs FLEETPROMPT_QUEUE=auto")
+    if args.runner and args.workers < 1:
+        raise CliError("--workers must be at least 1")
     _require_ready(platform)
     try:
         identity = authenticate_token(platform.db, token)

@@ -6,10 +6,12 @@ authentication, confirmation, progress and errors onto the protocol.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import logging
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -26,7 +28,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.server.mcpserver.tools import Tool as MCPTool
-from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.server.request_state import RequestStateSecurity
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
@@ -197,7 +199,9 @@ def _progress_sink(ctx: Context) -> ProgressSink:
 
 
 def _mcp_tool(caller: Caller, tool: Tool) -> MCPTool:
-    async def handler(ctx: Context, confirmation: Any = None, **arguments: Any) -> CallToolResult:
+    async def handler(
+        ctx: Context, confirmation: Any = None, arguments: dict[str, Any] | None = None
+    ) -> CallToolResult:
         request = await caller.request()
         confirmed_by = _confirmed_by(confirmation, request) if tool.high_impact else None
         run = partial(
@@ -210,7 +214,7 @@ def _mcp_tool(caller: Caller, tool: Tool) -> MCPTool:
             confirmed_by=confirmed_by,
         )
         try:
-            output = await anyio.to_thread.run_sync(run)
+            output = await anyio.to_thread.run_sync(run, limiter=_tool_threads())
         except FleetPromptError as exc:
             if isinstance(exc, InternalError):
                 log.warning("mcp: %s failed [correlation %s]", tool.name, request.correlation_id)
@@ -243,11 +247,32 @@ def _mcp_tool(caller: Caller, tool: Tool) -> MCPTool:
         ),
         structured_output=True,
     )
-    # The arguments are the registry's input model itself (unknown fields refused, its validators kept), so the
-    # published schema is exactly what call_tool accepts.
-    mcp_tool.fn_metadata.arg_model = type(f"{tool.input_model.__name__}Arguments", (tool.input_model, ArgModelBase), {})
+    # The published schema is the registry's input model, and call_tool validates against exactly that model.
+    mcp_tool.fn_metadata = _VerbatimArguments.model_validate(mcp_tool.fn_metadata, from_attributes=True)
     mcp_tool.parameters = tool.input_model.model_json_schema(by_alias=True)
     return mcp_tool
+
+
+class _VerbatimArguments(FuncMetadata):
+    """Hands the caller's arguments to the tool untouched: the SDK's own pass would re-parse JSON-looking strings
+    (a description of "null" would become None) and word errors differently from every other interface."""
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        return {"arguments": dict(arguments_to_validate)}
+
+
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+TOOL_THREADS = 128
+
+
+def _tool_threads() -> anyio.CapacityLimiter:
+    """Tool calls (which may wait up to 30 s on a directive) get their own threads, so waiting callers never starve
+    token checks and other work on the default pool."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(TOOL_THREADS)
+    return limiter
 
 
 # ---------------------------------------------------------------------------------------------- resources
