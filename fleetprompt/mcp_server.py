@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SERVER_NAME = "fleetprompt"
 MAX_BODY_BYTES = 1024 * 1024
+CONFIRMATION_TTL_SECONDS = 300.0  # how long a person's answer to a confirmation stays usable
 INSTRUCTIONS = (
     "FleetPrompt: an organization's forums and marketplace packages. Read tools answer at once. Tools that change "
     "anything file a directive and return its receipt; pass wait_seconds to wait for the outcome, and reuse an "
@@ -86,7 +87,9 @@ class ApiTokenVerifier(TokenVerifier):
             return None
         return AccessToken(
             token=token,
-            client_id=str(identity.user_id),
+            # The token is the client: confirmations and legacy sessions are bound to it, so they never carry over
+            # to the same person's token for another organization.
+            client_id=str(identity.token_id),
             subject=str(identity.user_id),
             scopes=[],
             claims={
@@ -99,9 +102,10 @@ class ApiTokenVerifier(TokenVerifier):
 
 
 def _identity_from_access(access: AccessToken) -> tuple[OrgRef, uuid.UUID]:
+    """The organization and user the verifier put into the request's access token."""
     claims = access.claims or {}
     org = OrgRef(id=uuid.UUID(claims["org_id"]), slug=claims["org_slug"], tier=claims["org_tier"])
-    return org, uuid.UUID(access.client_id)
+    return org, uuid.UUID(str(access.subject))
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ class Caller:
                     authenticate_token, self.platform.db, self.token
                 )
             except InvalidToken as exc:
-                raise ToolError(f"{exc.code}: {exc}") from None
+                raise _caller_error(exc) from None
             org, user_id = identity.org, identity.user_id
         else:  # pragma: no cover - the HTTP app refuses unauthenticated requests before they get here
             raise ToolError("invalid_token: not authenticated")
@@ -132,8 +136,13 @@ class Caller:
 # ---------------------------------------------------------------------------------------------- tools
 
 
+def _message(exc: FleetPromptError) -> str:
+    """Every error a caller sees starts with its code, so programs can match on it."""
+    return f"{exc.code}: {exc}"
+
+
 def _caller_error(exc: FleetPromptError) -> ToolError:
-    return ToolError(f"{exc.code}: {exc}")
+    return ToolError(_message(exc))
 
 
 def _text(output: BaseModel) -> str:
@@ -151,6 +160,7 @@ def _supports_elicitation(ctx: Context) -> bool:
 
 
 def _arguments(ctx: Context) -> dict[str, Any]:
+    """The raw arguments of the call being resolved (a resolver runs before the tool body receives them)."""
     params = ctx.request_context.params or {}
     arguments = params.get("arguments")
     return dict(arguments) if isinstance(arguments, dict) else {}
@@ -161,16 +171,22 @@ def _confirmation_resolver(caller: Caller, tool: Tool) -> Callable[[Context], Aw
         """Ask the person before filing anything that cannot be undone; side-effect free, so it may run twice."""
         request = await caller.request()
         try:
-            summary = await anyio.to_thread.run_sync(
+            needed = await anyio.to_thread.run_sync(
                 confirmation_needed, caller.platform.ledger, request, tool.name, _arguments(ctx)
             )
         except FleetPromptError as exc:
             raise _caller_error(exc) from None
-        if summary is None:
+        if needed is None:
             return _NotNeeded()
         if not _supports_elicitation(ctx):
             return _NotAsked()
-        return Elicit(f"{tool.annotations.title}: {summary}. This cannot be undone. Go ahead?", Confirmation)
+        # The answer is bound to this exact text: naming the organization and the reference (which changes with
+        # each filing) makes a confirmation good for this one filing only.
+        question = (
+            f"{tool.annotations.title} in {request.org.slug!r}: {needed.summary}. This cannot be undone. "
+            f"Go ahead? (ref {needed.reference[-12:]})"
+        )
+        return Elicit(question, Confirmation)
 
     return confirm_high_impact
 
@@ -180,9 +196,9 @@ def _confirmed_by(outcome: ElicitationResult[Any], request: RequestContext) -> A
     if isinstance(outcome, AcceptedElicitation):
         if isinstance(outcome.data, (_NotNeeded, _NotAsked)):
             return None
-        if isinstance(outcome.data, Confirmation) and outcome.data.confirm:
-            assert request.actor.user_id is not None
-            return Actor.user(request.actor.user_id, via="mcp-elicitation")
+        user_id = request.actor.user_id
+        if isinstance(outcome.data, Confirmation) and outcome.data.confirm and user_id is not None:
+            return Actor.user(user_id, via="mcp-elicitation")
     raise ToolError("declined: you did not confirm, so nothing was filed")
 
 
@@ -215,9 +231,7 @@ def _mcp_tool(caller: Caller, tool: Tool) -> MCPTool:
         )
         try:
             output = await anyio.to_thread.run_sync(run, limiter=_tool_threads())
-        except FleetPromptError as exc:
-            if isinstance(exc, InternalError):
-                log.warning("mcp: %s failed [correlation %s]", tool.name, request.correlation_id)
+        except FleetPromptError as exc:  # internal errors were logged by call_tool with their correlation id
             raise _caller_error(exc) from None
         return CallToolResult(
             content=[TextContent(type="text", text=_text(output))],
@@ -279,6 +293,8 @@ def _tool_threads() -> anyio.CapacityLimiter:
 
 
 def _add_resources(server: MCPServer, caller: Caller) -> None:
+    """Directives and audit timelines as JSON resources, read through the same read tools (one registry)."""
+
     async def read(tool_name: str, arguments: dict[str, Any]) -> str:
         try:
             request = await caller.request()
@@ -289,7 +305,7 @@ def _add_resources(server: MCPServer, caller: Caller) -> None:
         except InternalError as exc:
             raise MCPError(INTERNAL_ERROR, str(exc)) from None
         except FleetPromptError as exc:
-            raise MCPError(INVALID_PARAMS, f"{exc.code}: {exc}") from None
+            raise MCPError(INVALID_PARAMS, _message(exc)) from None
         return output.model_dump_json()
 
     @server.resource(
@@ -335,7 +351,9 @@ def build_mcp_server(platform: Platform, *, token: str | None = None, via: str =
         tools=[_mcp_tool(caller, tool) for tool in tools.all()],
         token_verifier=ApiTokenVerifier(platform) if http_auth else None,
         auth=AuthSettings(issuer_url=platform.settings.public_url, resource_server_url=None) if http_auth else None,
-        request_state_security=RequestStateSecurity(keys=[state_key], audience=SERVER_NAME),
+        request_state_security=RequestStateSecurity(
+            keys=[state_key], ttl=CONFIRMATION_TTL_SECONDS, audience=SERVER_NAME
+        ),
         log_level=platform.settings.log_level,
     )
     _add_resources(server, caller)

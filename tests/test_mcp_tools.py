@@ -497,16 +497,23 @@ def test_a_client_that_cannot_ask_gets_a_directive_awaiting_approval(platform: P
             assert "directive.approved" not in signal_names(platform)
             assert signal_names(platform, name="forum.post.deleted") == []
 
-        # Repeating the filed request, even from a client that could ask, asks nobody and is the same directive.
+        # Repeating the waiting request from a client that can ask: the person is asked about that very directive
+        # (declining leaves it waiting); confirming approves it, so it runs. Nothing new is filed either way.
+        decliner = Confirmer(action="decline")
+        async with connect(admin, mode, decliner) as c:
+            assert receipt["idempotency_key"] == "delete-later"
+            refused = await c.call_tool("forum_delete_post", arguments)
+            assert refused.is_error and "declined" in refused.content[0].text
+            assert len(decliner.asked) == 1 and "'acme'" in decliner.asked[0].message
+        assert platform.ledger.get(TENANT, uuid.UUID(directive_id)).status == "awaiting_approval"
         confirmer = Confirmer()
         async with connect(admin, mode, confirmer) as c:
-            assert receipt["idempotency_key"] == "delete-later"
             repeat = ok(await c.call_tool("forum_delete_post", arguments))
             assert (repeat["directive_id"], repeat["created"]) == (directive_id, False)
-            assert (repeat["status"], repeat["approval"]) == ("awaiting_approval", approval)
-            assert confirmer.asked == []
+            assert (repeat["status"], repeat["approval"]) == ("succeeded", None)
+            assert len(confirmer.asked) == 1
         assert len(directive_ids(platform)) == len(filed) + 1
-        assert platform.ledger.get(TENANT, uuid.UUID(directive_id)).status == "awaiting_approval"
+        assert "directive.approved" in signal_names(platform)
 
     run(main)
 

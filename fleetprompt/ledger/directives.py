@@ -470,8 +470,19 @@ class DirectiveLedger:
     # ------------------------------------------------------------------ reads
 
     def find_by_key(self, tenant: str, idempotency_key: str) -> Directive | None:
+        """The directive filed under a caller's key, if any (keys are unique per tenant)."""
         with self.db.reading(tenant) as session:
             return session.exec(select(Directive).where(Directive.idempotency_key == idempotency_key.strip())).first()
+
+    def latest_filed(self, tenant: str, name: str, actor: Actor) -> uuid.UUID | None:
+        """The newest directive of this type the actor filed: it changes with each filing (ids are time-ordered)."""
+        with self.db.reading(tenant) as session:
+            return session.exec(
+                select(Directive.id)
+                .where(Directive.name == name, Directive.requested_by == actor.id)
+                .order_by(col(Directive.id).desc())
+                .limit(1)
+            ).first()
 
     def get(self, tenant: str, directive_id: uuid.UUID | str) -> Directive:
         with self.db.reading(tenant) as session:

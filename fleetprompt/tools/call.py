@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from fleetprompt.accounts.context import Actor, RequestContext
 from fleetprompt.errors import FleetPromptError, Forbidden, InternalError, InvalidInput, NotFound, validation_message
 from fleetprompt.ledger import Ledger
+from fleetprompt.models.ledger import DirectiveStatus
 from fleetprompt.tools.context import ProgressSink, ToolContext
 from fleetprompt.tools.receipts import Filing
 from fleetprompt.tools.registry import Tool, tools
@@ -48,28 +50,45 @@ def call_tool(
         return tool.run(ctx, args)
 
 
+@dataclass(frozen=True)
+class ConfirmationRequest:
+    """What a person is asked before a high-impact filing. `reference` changes with every filing of this type by
+    this caller, so a confirmation answers one filing only and can never be replayed for the next one."""
+
+    summary: str
+    reference: str
+
+
 def confirmation_needed(
     ledger: Ledger, request: RequestContext, name: str, arguments: dict[str, Any] | BaseModel | None
-) -> str | None:
-    """What a person must confirm before this call is filed: the summary of the high-impact directive it would
-    file for an agent, or None when it files nothing that waits for approval. Files nothing; raises the errors
-    the call itself would (role, arguments, the checks of the organization's current state)."""
+) -> ConfirmationRequest | None:
+    """What a person must confirm before this call: the high-impact directive it would file (or the one already
+    filed under its key, still waiting) for an agent; None when nothing waits for approval. Files nothing; raises
+    the errors the call itself would (role, arguments, the checks of the organization's current state)."""
     tool = get_tool(name)
     if not tool.high_impact or tool.plan is None:
         return None
     with _reported(name, request):
         ctx, args = _prepare(ledger, request, tool, arguments, None, None)
         key = getattr(args, "idempotency_key", None)
-        if key is not None and ledger.find_by_key(request.org.slug, key) is not None:
-            return None  # a repeat: the call answers with the directive already filed under this key
+        existing = ledger.find_by_key(request.org.slug, key) if key is not None else None
+        if existing is not None and not (
+            existing.status == DirectiveStatus.awaiting_approval and existing.requested_by == request.actor.id
+        ):
+            return None  # a repeat nobody needs to confirm: the call answers with the directive under this key
         filing: Filing = tool.plan(ctx, args)
         directive_type = ledger.registry.get(filing.directive)
         if not ledger.needs_approval(request.actor, directive_type, filing.payload):
             return None
-        if filing.check is not None:
+        if existing is None and filing.check is not None:
             with ctx.reading() as session:
                 filing.check(session)
-        return filing.summary
+        latest = (
+            existing.id
+            if existing is not None
+            else ledger.latest_filed(request.org.slug, filing.directive, request.actor)
+        )
+        return ConfirmationRequest(summary=filing.summary, reference=str(latest or "first"))
 
 
 def _prepare(

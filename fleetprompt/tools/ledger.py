@@ -233,7 +233,8 @@ def directive_cancel(ctx: ToolContext, args: DirectiveCancelInput) -> DirectiveR
     title="Rerun a directive",
     description=(
         "Run a finished directive again (same id and key); admins only. The idempotency_key makes the rerun "
-        "request itself safe to repeat; wait_seconds waits for the new outcome."
+        "request itself safe to repeat; wait_seconds waits for the new outcome. Rerunning a high-impact directive "
+        "(a delete, a purge) from an assistant waits for a person's approval again."
     ),
     input=DirectiveActionInput,
     role=Role.admin,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
 from fleetprompt.accounts.context import RequestContext
-from fleetprompt.errors import InvalidState
+from fleetprompt.errors import FleetPromptError
 from fleetprompt.ledger.directives import Filed
 from fleetprompt.models.ledger import Directive, DirectiveStatus
 from fleetprompt.tools.context import Progress, ToolContext
@@ -124,6 +124,7 @@ def _outcome(directive: Directive) -> str:
 
 
 def approval_hint(ctx: ToolContext, directive: Directive) -> ApprovalHint:
+    """The web page and the CLI command a person with the right role uses to approve this directive."""
     return ApprovalHint(
         web_url=f"{ctx.ledger.settings.public_url}/audit/directives/{directive.id}",
         cli_command=f"fleetprompt directives approve {directive.id} --org {ctx.org.slug}",
@@ -183,7 +184,8 @@ def file_directive(ctx: ToolContext, filing: Filing, options: DirectiveOptions) 
 
 def approve_confirmed(ctx: ToolContext, directive: Directive) -> Directive:
     """The person confirmed this call before it was filed: record their approval (their own, not the agent's)."""
-    assert ctx.confirmed_by is not None
+    if ctx.confirmed_by is None:
+        return directive
     person = RequestContext(
         org=ctx.org,
         actor=ctx.confirmed_by,
@@ -192,5 +194,5 @@ def approve_confirmed(ctx: ToolContext, directive: Directive) -> Directive:
     )
     try:
         return ctx.ledger.approve(person, directive.id)
-    except InvalidState:  # decided meanwhile by someone else: report what it is now
+    except FleetPromptError:  # decided meanwhile, or the person lost the right: it is filed, so report it as it is
         return ctx.ledger.get(ctx.org.slug, directive.id)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from fleetprompt.models.tenancy import Role
+
+if TYPE_CHECKING:
+    from fleetprompt.tools.context import ToolContext
+    from fleetprompt.tools.receipts import Filing
 
 
 class ToolKind(StrEnum):
@@ -40,7 +44,7 @@ class Tool:
     directive_types: tuple[str, ...] = ()
     high_impact: bool = False  # may file a directive that waits for a person's approval
     # Directive tools: what a call would file, without filing it (so a person can be asked to confirm first).
-    plan: Callable[[Any, Any], Any] | None = None
+    plan: Callable[[ToolContext, Any], Filing] | None = None
 
 
 class ToolRegistry:
