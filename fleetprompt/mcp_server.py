@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import json
 import logging
 import uuid
 import weakref
@@ -41,9 +42,12 @@ from fleetprompt.accounts.tokens import InvalidToken, TokenIdentity, authenticat
 from fleetprompt.errors import FleetPromptError, InternalError
 from fleetprompt.platform import Platform
 from fleetprompt.tools import DirectiveReceipt, Progress, Tool, call_tool, confirmation_needed, tools
+from fleetprompt.tools.call import ConfirmationRequest
 from fleetprompt.tools.context import ProgressSink
 
 log = logging.getLogger(__name__)
+
+Resolver = Callable[..., Awaitable[Any]]
 
 SERVER_NAME = "fleetprompt"
 MAX_BODY_BYTES = 1024 * 1024
@@ -166,20 +170,24 @@ def _arguments(ctx: Context) -> dict[str, Any]:
     return dict(arguments) if isinstance(arguments, dict) else {}
 
 
-def _confirmation_resolver(caller: Caller, tool: Tool) -> Callable[[Context], Awaitable[Any]]:
-    async def confirm_high_impact(ctx: Context) -> Any:
-        """Ask the person before filing anything that cannot be undone; side-effect free, so it may run twice."""
+def _confirmation_resolvers(caller: Caller, tool: Tool) -> tuple[Resolver, Resolver]:
+    """(what needs confirming, the person's answer). Side-effect free: on 2026-07-28 they run again each round."""
+
+    async def what_to_confirm(ctx: Context) -> ConfirmationRequest | None:
         request = await caller.request()
         try:
-            needed = await anyio.to_thread.run_sync(
+            return await anyio.to_thread.run_sync(
                 confirmation_needed, caller.platform.ledger, request, tool.name, _arguments(ctx)
             )
         except FleetPromptError as exc:
             raise _caller_error(exc) from None
+
+    async def confirm_high_impact(ctx: Context, needed: ConfirmationRequest | None) -> Any:
         if needed is None:
             return _NotNeeded()
         if not _supports_elicitation(ctx):
             return _NotAsked()
+        request = await caller.request()
         # The answer is bound to this exact text: naming the organization and the reference (which changes with
         # each filing) makes a confirmation good for this one filing only.
         question = (
@@ -188,7 +196,22 @@ def _confirmation_resolver(caller: Caller, tool: Tool) -> Callable[[Context], Aw
         )
         return Elicit(question, Confirmation)
 
-    return confirm_high_impact
+    # Real objects, not strings: the SDK reads these to find the dependency (a local name it could not resolve).
+    confirm_high_impact.__annotations__ = {
+        "ctx": Context,
+        "needed": Annotated[ConfirmationRequest | None, Resolve(what_to_confirm)],
+        "return": Any,
+    }
+    return what_to_confirm, confirm_high_impact
+
+
+def _confirmed_key(tool: Tool, needed: ConfirmationRequest, arguments: dict[str, Any]) -> str:
+    """One filing per confirmation: concurrent replays of the same confirmed round share this key, so the unique
+    key merges them into the one directive the person confirmed."""
+    digest = hashlib.sha256(
+        json.dumps([tool.name, needed.reference, arguments], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    return f"confirmed:{digest[:40]}"
 
 
 def _confirmed_by(outcome: ElicitationResult[Any], request: RequestContext) -> Actor | None:
@@ -216,10 +239,16 @@ def _progress_sink(ctx: Context) -> ProgressSink:
 
 def _mcp_tool(caller: Caller, tool: Tool) -> MCPTool:
     async def handler(
-        ctx: Context, confirmation: Any = None, arguments: dict[str, Any] | None = None
+        ctx: Context,
+        confirmation: Any = None,
+        needed: ConfirmationRequest | None = None,
+        arguments: dict[str, Any] | None = None,
     ) -> CallToolResult:
         request = await caller.request()
+        arguments = dict(arguments or {})
         confirmed_by = _confirmed_by(confirmation, request) if tool.high_impact else None
+        if confirmed_by is not None and needed is not None and arguments.get("idempotency_key") is None:
+            arguments["idempotency_key"] = _confirmed_key(tool, needed, arguments)
         run = partial(
             call_tool,
             caller.platform.ledger,
@@ -240,8 +269,11 @@ def _mcp_tool(caller: Caller, tool: Tool) -> MCPTool:
 
     parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     if tool.high_impact:
-        resolved = Annotated[ElicitationResult[Confirmation], Resolve(_confirmation_resolver(caller, tool))]
-        parameters.append(inspect.Parameter("confirmation", inspect.Parameter.KEYWORD_ONLY, annotation=resolved))
+        what_to_confirm, confirm = _confirmation_resolvers(caller, tool)
+        answer = Annotated[ElicitationResult[Confirmation], Resolve(confirm)]
+        subject = Annotated[ConfirmationRequest | None, Resolve(what_to_confirm)]
+        parameters.append(inspect.Parameter("confirmation", inspect.Parameter.KEYWORD_ONLY, annotation=answer))
+        parameters.append(inspect.Parameter("needed", inspect.Parameter.KEYWORD_ONLY, annotation=subject))
     handler.__signature__ = inspect.Signature(parameters, return_annotation=tool.output_model)  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": tool.output_model}
     handler.__name__ = handler.__qualname__ = f"{tool.name}_handler"
