@@ -8,11 +8,9 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import mcp.types as mt
 import pytest
 from conftest import build_platform, make_org
@@ -20,6 +18,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from support.forum import directive_ids, signal_names
+from support.mcp import run
 from test_mcp_http import connect as http_connect
 from test_mcp_http import serving
 
@@ -41,17 +40,6 @@ OTHER_SECRET = "another-secret-key-of-more-than-32-characters"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    """Run the test's coroutine; a failure inside the client's task groups is raised as itself."""
-    try:
-        anyio.run(main)
-    except BaseExceptionGroup as group:
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        raise leaf from None
 
 
 def token_for(platform: Platform, role: str = "admin", slug: str = TENANT, email: str | None = None) -> str:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 import jsonschema
 import mcp.types as mt
 import pytest
@@ -18,6 +16,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from support.forum import directive_ids, signal_ids
+from support.mcp import run
 
 from fleetprompt.accounts.tokens import authenticate_token, create_token, revoke_token
 from fleetprompt.demo import DEMO_OWNER, DEMO_SLUG, demo_catalog, seed_demo
@@ -36,17 +35,6 @@ HIGH_IMPACT = {"forum_delete_post", "marketplace_uninstall_package"}
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    """Run the test's coroutine; a failure inside the client's task groups is raised as itself."""
-    try:
-        anyio.run(main)
-    except BaseExceptionGroup as group:
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        raise leaf from None
 
 
 def token_for(platform: Platform, role: str = "admin", slug: str = TENANT) -> str:
