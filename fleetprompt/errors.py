@@ -60,3 +60,13 @@ def validation_message(exc: ValidationError, limit: int = 5) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "input"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
+
+
+class TooManyAttempts(FleetPromptError):
+    """Too many recent failures (sign-in): wait `retry_after` seconds."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

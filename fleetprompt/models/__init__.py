@@ -11,7 +11,16 @@ from fleetprompt.models.marketplace import (
     PackageReview,
     PackageVersion,
 )
-from fleetprompt.models.tenancy import ApiToken, Membership, MembershipStatus, Organization, Role, Tier, User
+from fleetprompt.models.tenancy import (
+    ApiToken,
+    Membership,
+    MembershipStatus,
+    Organization,
+    Role,
+    SignInFailure,
+    Tier,
+    User,
+)
 
 __all__ = [
     "Agent",
@@ -32,6 +41,7 @@ __all__ = [
     "PackageVersion",
     "Role",
     "Signal",
+    "SignInFailure",
     "SignalDelivery",
     "Tier",
     "User",

@@ -87,3 +87,14 @@ class ApiToken(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SignInFailure(SQLModel, table=True):
+    """One failed web sign-in: recent ones (by email, and by address) limit further attempts in every process."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    email: str = Field(max_length=320, index=True)
+    client_ip: str = Field(max_length=64, index=True)
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

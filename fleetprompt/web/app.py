@@ -1,4 +1,4 @@
-"""Starlette app: /healthz and the MCP endpoint /mcp; the chat and audit routes mount here as they are built."""
+"""Starlette app: sign-in, /chat and /api/chat, /audit, /healthz, static files, and the MCP endpoint /mcp."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from fleetprompt.mcp_server import build_mcp_http_app
 from fleetprompt.platform import Platform
 from fleetprompt.runner.worker import EmbeddedRunner
+from fleetprompt.web import audit, chat, signin
+from fleetprompt.web.pages import STATIC_DIR
+from fleetprompt.web.session import session_middleware
 
 log = logging.getLogger(__name__)
 
@@ -62,5 +66,19 @@ def create_app(platform: Platform, *, run_runner: bool = True, workers: int = 2)
                 await run_in_threadpool(embedded.stop)
             platform.close()
 
-    # The MCP app answers /mcp itself (with its bearer-token and Host checks); it is mounted last.
-    return Starlette(routes=[Route("/healthz", healthz), Mount("/", app=mcp_app)], lifespan=lifespan)
+    async def home(_request: Request) -> RedirectResponse:
+        return RedirectResponse("/chat", status_code=303)
+
+    routes = [
+        Route("/", home),
+        Route("/healthz", healthz),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        *signin.routes,
+        *chat.routes,
+        *audit.routes,
+        # The MCP app answers /mcp itself (with its bearer-token and Host checks); it is mounted last.
+        Mount("/", app=mcp_app),
+    ]
+    app = Starlette(routes=routes, middleware=[session_middleware(platform)], lifespan=lifespan)
+    app.state.platform = platform
+    return app

@@ -1,0 +1,126 @@
+"""Password sign-in for the web UI, with a limit on failed attempts that holds across processes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func
+from sqlmodel import select
+
+from fleetprompt.accounts.context import OrgRef
+from fleetprompt.accounts.passwords import verify_password
+from fleetprompt.db.engine import Database
+from fleetprompt.errors import Forbidden, InvalidInput, TooManyAttempts
+from fleetprompt.models.base import utcnow
+from fleetprompt.models.tenancy import Membership, MembershipStatus, Organization, Role, SignInFailure, User
+
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_EMAIL = 5
+MAX_FAILURES_PER_ADDRESS = 20
+WRONG_CREDENTIALS = "wrong email or password"
+# Verified when the email is unknown, so both cases take as long (no probing for which emails exist).
+_DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$qf83Voy4WwIEVBvojVo7aw$0hhqbYx4sqqCkk3OqfFrFkVwwL5rcrv6A6GnS5C86cA"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who signed in, and the organization the session acts for."""
+
+    user_id: uuid.UUID
+    email: str
+    name: str | None
+    org: OrgRef
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        """Owners and admins approve, reject, cancel and rerun directives and replay signals."""
+        return self.role.allows(Role.admin)
+
+
+class WrongCredentials(Forbidden):
+    """Wrong email or password (never which of the two)."""
+
+
+def memberships_of(db: Database, user_id: uuid.UUID) -> list[tuple[OrgRef, Role]]:
+    """The user's active memberships, by organization slug."""
+    with db.reading() as session:
+        rows = session.exec(
+            select(Organization, Membership)
+            .join(Membership, Membership.org_id == Organization.id)
+            .where(Membership.user_id == user_id, Membership.status == MembershipStatus.active.value)
+            .order_by(Organization.slug)
+        ).all()
+    return [(OrgRef(id=org.id, slug=org.slug, tier=org.tier), Role(m.role)) for org, m in rows]
+
+
+def session_person(db: Database, user_id: uuid.UUID, org_slug: str) -> SignedIn | None:
+    """The signed-in person as they are now (a removed or disabled membership ends the session)."""
+    with db.reading() as session:
+        user = session.get(User, user_id)
+    if user is None:
+        return None
+    for org, role in memberships_of(db, user_id):
+        if org.slug == org_slug:
+            return SignedIn(user_id=user.id, email=user.email, name=user.name, org=org, role=role)
+    return None
+
+
+def sign_in(
+    db: Database, email: str, password: str, client_ip: str, org_slug: str | None = None, now: datetime | None = None
+) -> SignedIn:
+    """Check the password; refuse while too many recent failures exist for this email or this address."""
+    now = now or utcnow()
+    email = (email or "").strip().lower()
+    client_ip = (client_ip or "unknown")[:64]
+    if not email or len(email) > 320 or not password or len(password) > 1024:
+        raise InvalidInput("enter your email and password")
+    _check_limits(db, email, client_ip, now)
+    with db.reading() as session:
+        user = session.exec(select(User).where(User.email == email)).first()
+    password_ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not password_ok:
+        _record_failure(db, email, client_ip, now)
+        raise WrongCredentials(WRONG_CREDENTIALS)
+    memberships = memberships_of(db, user.id)
+    if org_slug:
+        memberships = [(org, role) for org, role in memberships if org.slug == org_slug]
+    if not memberships:
+        _record_failure(db, email, client_ip, now)
+        raise WrongCredentials(
+            f"you are not a member of {org_slug!r}" if org_slug else "your account has no active membership"
+        )
+    with db.transaction() as session:
+        session.execute(delete(SignInFailure).where(SignInFailure.email == email))
+    org, role = memberships[0]
+    return SignedIn(user_id=user.id, email=user.email, name=user.name, org=org, role=role)
+
+
+def _check_limits(db: Database, email: str, client_ip: str, now: datetime) -> None:
+    since = now - FAILURE_WINDOW
+    with db.reading() as session:
+        by_email = session.exec(
+            select(func.count(), func.min(SignInFailure.occurred_at)).where(
+                SignInFailure.email == email, SignInFailure.occurred_at > since
+            )
+        ).one()
+        by_address = session.exec(
+            select(func.count(), func.min(SignInFailure.occurred_at)).where(
+                SignInFailure.client_ip == client_ip, SignInFailure.occurred_at > since
+            )
+        ).one()
+    for (count, oldest), limit in ((by_email, MAX_FAILURES_PER_EMAIL), (by_address, MAX_FAILURES_PER_ADDRESS)):
+        if count >= limit:
+            wait = max(1, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1)
+            minutes = (wait + 59) // 60
+            raise TooManyAttempts(
+                f"too many failed sign-ins; try again in {minutes} minute{'s' if minutes != 1 else ''}", wait
+            )
+
+
+def _record_failure(db: Database, email: str, client_ip: str, now: datetime) -> None:
+    with db.transaction() as session:
+        session.execute(delete(SignInFailure).where(SignInFailure.occurred_at < now - FAILURE_WINDOW))
+        session.add(SignInFailure(email=email, client_ip=client_ip, occurred_at=now))

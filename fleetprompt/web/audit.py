@@ -1,0 +1,3 @@
+"""Audit pages (being written)."""
+
+routes: list = []

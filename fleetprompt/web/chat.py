@@ -1,0 +1,3 @@
+"""Chat pages (being written)."""
+
+routes: list = []
