@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "FLEETPROMPT_"
@@ -28,7 +28,14 @@ class Settings(BaseSettings):
     database_url: str | None = None
     queue: Literal["auto", "memory"] = "auto"
     secret_key: SecretStr | None = None
+    # The chat's model: any pydantic-ai model name ("openai:gpt-5-mini", "anthropic:claude-sonnet-4-5", ...).
+    # With OPENAI_BASE_URL, the name is sent as is to that OpenAI-compatible service (OpenRouter, vLLM, ...).
     model: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FLEETPROMPT_OPENAI_API_KEY", "OPENROUTER_API_KEY", "openai_api_key"),
+    )
     # Runner tuning: a lease must outlive the slowest handler; the sweeper reclaims expired ones.
     lease_seconds: float = Field(default=300.0, gt=0)
     sweep_interval: float = Field(default=5.0, gt=0)
@@ -63,12 +70,24 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("public_url")
+    @field_validator("openai_base_url", mode="before")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _blank_url_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip() == "" else value
+
+    @field_validator("public_url", "openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("model")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -1,6 +1,7 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
 from fleetprompt.models.agents import Agent
+from fleetprompt.models.chat import ChatConversation, ChatMessage, ChatToolCall
 from fleetprompt.models.forum import ForumCategory, ForumPost, ForumThread
 from fleetprompt.models.ledger import Directive, DirectiveStatus, Signal, SignalDelivery
 from fleetprompt.models.marketplace import (
@@ -25,6 +26,9 @@ from fleetprompt.models.tenancy import (
 __all__ = [
     "Agent",
     "ApiToken",
+    "ChatConversation",
+    "ChatMessage",
+    "ChatToolCall",
     "Directive",
     "DirectiveStatus",
     "ForumCategory",

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic_ai.models import Model
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from fleetprompt.chat.endpoint import ChatService
 from fleetprompt.mcp_server import build_mcp_http_app
 from fleetprompt.platform import Platform
 from fleetprompt.runner.worker import EmbeddedRunner
@@ -45,7 +47,10 @@ def _health(platform: Platform, runner_mode: str) -> tuple[bool, dict[str, Any]]
     return ok, {"status": "ok" if ok else "degraded", "database": database, "queue": queue, "runner": runner_mode}
 
 
-def create_app(platform: Platform, *, run_runner: bool = True, workers: int = 2) -> Starlette:
+def create_app(
+    platform: Platform, *, run_runner: bool = True, workers: int = 2, chat_model: Model | None = None
+) -> Starlette:
+    """`chat_model` replaces the configured model (tests pass a FunctionModel)."""
     embedded = EmbeddedRunner(platform.runner, workers) if run_runner else None
     runner_mode = "embedded" if embedded else "external"
     mcp_server, mcp_app = build_mcp_http_app(platform)
@@ -81,4 +86,5 @@ def create_app(platform: Platform, *, run_runner: bool = True, workers: int = 2)
     ]
     app = Starlette(routes=routes, middleware=[session_middleware(platform)], lifespan=lifespan)
     app.state.platform = platform
+    app.state.chat = ChatService(platform.ledger, chat_model)
     return app

@@ -1,0 +1,1 @@
+"""The built-in chat: a pydantic-ai agent generated from the tool registry, streamed over SSE, stored per tenant."""
