@@ -23,10 +23,10 @@ FORBIDDEN: dict[str, set[str]] = {
 # Interfaces know tools (and the ledger's API), never tables.
 INTERFACE_FORBIDDEN = {"models"}
 # ...except the chat's own storage: its conversation store keeps the chat tables (and only those).
-INTERFACE_OWN_TABLES = {"chat": "fleetprompt.models.chat"}
+INTERFACE_OWN_TABLES = {"chat": {"fleetprompt.models.chat", "fleetprompt.models.base"}}
 
 
-def fleetprompt_imports(path: Path, own_tables: str | None = None) -> set[str]:
+def fleetprompt_imports(path: Path, own_tables: set[str] | None = None) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -36,7 +36,7 @@ def fleetprompt_imports(path: Path, own_tables: str | None = None) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
         for name in names:
-            if own_tables is not None and name == own_tables:
+            if own_tables is not None and name in own_tables:
                 continue
             parts = name.split(".")
             if parts[0] == "fleetprompt" and len(parts) > 1:

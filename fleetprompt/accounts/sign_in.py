@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, text
 from sqlmodel import select
 
 from fleetprompt.accounts.context import OrgRef
@@ -77,50 +77,52 @@ def sign_in(
     client_ip = (client_ip or "unknown")[:64]
     if not email or len(email) > 320 or not password or len(password) > 1024:
         raise InvalidInput("enter your email and password")
-    _check_limits(db, email, client_ip, now)
+    attempt = _reserve_attempt(db, email, client_ip, now)
     with db.reading() as session:
         user = session.exec(select(User).where(User.email == email)).first()
     password_ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not password_ok:
-        _record_failure(db, email, client_ip, now)
-        raise WrongCredentials(WRONG_CREDENTIALS)
+        raise WrongCredentials(WRONG_CREDENTIALS)  # the reserved attempt stays: it is this failure
     memberships = memberships_of(db, user.id)
     if org_slug:
         memberships = [(org, role) for org, role in memberships if org.slug == org_slug]
     if not memberships:
-        _record_failure(db, email, client_ip, now)
         raise WrongCredentials(
             f"you are not a member of {org_slug!r}" if org_slug else "your account has no active membership"
         )
     with db.transaction() as session:
         session.execute(delete(SignInFailure).where(SignInFailure.email == email))
+        session.execute(delete(SignInFailure).where(SignInFailure.id == attempt))
     org, role = memberships[0]
     return SignedIn(user_id=user.id, email=user.email, name=user.name, org=org, role=role)
 
 
-def _check_limits(db: Database, email: str, client_ip: str, now: datetime) -> None:
+def _reserve_attempt(db: Database, email: str, client_ip: str, now: datetime) -> uuid.UUID:
+    """Count and record the attempt in one locked step, before the password is checked, so parallel guesses
+    cannot all pass the check at once. A successful sign-in removes the record again."""
     since = now - FAILURE_WINDOW
-    with db.reading() as session:
-        by_email = session.exec(
-            select(func.count(), func.min(SignInFailure.occurred_at)).where(
-                SignInFailure.email == email, SignInFailure.occurred_at > since
-            )
-        ).one()
-        by_address = session.exec(
-            select(func.count(), func.min(SignInFailure.occurred_at)).where(
-                SignInFailure.client_ip == client_ip, SignInFailure.occurred_at > since
-            )
-        ).one()
-    for (count, oldest), limit in ((by_email, MAX_FAILURES_PER_EMAIL), (by_address, MAX_FAILURES_PER_ADDRESS)):
-        if count >= limit:
-            wait = max(1, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1)
-            minutes = (wait + 59) // 60
-            raise TooManyAttempts(
-                f"too many failed sign-ins; try again in {minutes} minute{'s' if minutes != 1 else ''}", wait
-            )
-
-
-def _record_failure(db: Database, email: str, client_ip: str, now: datetime) -> None:
     with db.transaction() as session:
-        session.execute(delete(SignInFailure).where(SignInFailure.occurred_at < now - FAILURE_WINDOW))
-        session.add(SignInFailure(email=email, client_ip=client_ip, occurred_at=now))
+        if db.is_postgres:  # SQLite's BEGIN IMMEDIATE already serializes writers
+            for key in (f"sign-in:email:{email}", f"sign-in:address:{client_ip}"):  # fixed order: no deadlock
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        session.execute(delete(SignInFailure).where(SignInFailure.occurred_at < since))
+        limits = (
+            (SignInFailure.email == email, MAX_FAILURES_PER_EMAIL),
+            (SignInFailure.client_ip == client_ip, MAX_FAILURES_PER_ADDRESS),
+        )
+        for condition, limit in limits:
+            count, oldest = session.exec(
+                select(func.count(), func.min(SignInFailure.occurred_at)).where(
+                    condition, SignInFailure.occurred_at > since
+                )
+            ).one()
+            if count >= limit:
+                wait = max(1, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1)
+                minutes = (wait + 59) // 60
+                raise TooManyAttempts(
+                    f"too many failed sign-ins; try again in {minutes} minute{'s' if minutes != 1 else ''}", wait
+                )
+        attempt = SignInFailure(email=email, client_ip=client_ip, occurred_at=now)
+        session.add(attempt)
+        session.flush()
+        return attempt.id
