@@ -22,7 +22,7 @@ $(VENV)/.installed-test: pyproject.toml requirements.lock | $(PY)
 run: $(VENV)/.installed-run
 	$(VENV)/bin/fleetprompt db upgrade
 	$(VENV)/bin/fleetprompt demo seed
-	@echo "Open http://$(HOST):$(PORT)/healthz  - Ctrl-C stops the server and its runner."
+	@echo "Sign in at http://$(HOST):$(PORT)/signin with the demo owner above - Ctrl-C stops the server and its runner."
 	exec $(VENV)/bin/fleetprompt serve --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-test
