@@ -120,20 +120,22 @@ async def chat_turn(
     turn_id = uuid.uuid4().hex
     deferred: DeferredToolResults | None = None
     cause_message: uuid.UUID | None = None
+    decided: list[uuid.UUID] = []  # directives this turn's answers decided: their status is reported too
     if decisions:
         if prompt is not None:
             return error_response(400, "answer the pending approval first, then send your next message")
+        if waiting - set(decisions) and not set(decisions) - waiting:
+            return error_response(400, "answer every pending approval of this conversation in one request")
         try:
             answers = await run_in_threadpool(
                 decide, service.ledger, person_request, admin, store, conversation_id, decisions, waiting
             )
         except FleetPromptError as exc:
             return error_response(STATUS_CODES.get(exc.code, 400), exc.message)
-        if waiting - set(answers):
-            return error_response(400, "answer every pending approval of this conversation in one request")
         deferred = DeferredToolResults(approvals=answers)
-        first = await run_in_threadpool(store.tool_call, conversation_id, next(iter(answers)))
-        cause_message = first.message_id if first else None
+        answered = [await run_in_threadpool(store.tool_call, conversation_id, call_id) for call_id in answers]
+        cause_message = answered[0].message_id if answered[0] else None
+        decided = [row.directive_id for row in answered if row is not None and row.directive_id is not None]
     elif prompt is None:
         return error_response(400, "send a message: the request carries no new user text and no approval answer")
     else:
@@ -154,6 +156,7 @@ async def chat_turn(
         conversation_id=conversation_id,
         turn_id=turn_id,
         message_id=cause_message,
+        filed=decided,
     )
     turn = _Turn(service, deps)
     stream = adapter.run_stream(
@@ -202,7 +205,7 @@ class _Turn:
                     async for update in self._follow():
                         yield update
                 yield chunk
-                if chunk.type in ("tool-output-available", "tool-approval-request"):
+                if chunk.type in ("tool-output-available", "tool-output-denied", "tool-approval-request"):
                     for update in await run_in_threadpool(self._changes):
                         yield update
         except asyncio.CancelledError:

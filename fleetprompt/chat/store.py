@@ -48,6 +48,7 @@ class ToolCallView:
     directive_id: uuid.UUID | None
     message_id: uuid.UUID | None
     turn_id: str
+    correlation_id: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def _view(row: ChatConversation) -> ConversationView:
 def _tool_view(row: ChatToolCall) -> ToolCallView:
     return ToolCallView(
         row.tool_call_id, row.tool, row.arguments, row.status, row.result, row.error, row.directive_id,
-        row.message_id, row.turn_id,
+        row.message_id, row.turn_id, row.correlation_id,
     )  # fmt: skip
 
 
