@@ -17,7 +17,7 @@ from pydantic_ai.agent import AgentRunResult
 from pydantic_ai.models import Model
 from pydantic_ai.ui.vercel_ai import VercelAIAdapter
 from pydantic_ai.ui.vercel_ai.request_types import SubmitMessage, TextUIPart
-from pydantic_ai.ui.vercel_ai.response_types import BaseChunk, DataChunk
+from pydantic_ai.ui.vercel_ai.response_types import BaseChunk, DataChunk, ErrorChunk
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -199,8 +199,11 @@ class _Turn:
         why = "the connection closed before the reply finished"
         try:
             async for chunk in chunks:
-                if chunk.type == "error":
-                    why = "the model failed: " + str(getattr(chunk, "error_text", "") or "unknown error")[:300]
+                if isinstance(chunk, ErrorChunk):
+                    # What an upstream service says stays in our log; the person and the model get a reference.
+                    log.warning("chat turn %s failed: %s", self.deps.turn_id, chunk.error_text)
+                    why = f"the model failed (reference {self.deps.turn_id})"
+                    chunk = ErrorChunk(error_text=f"The reply failed on our side; reference {self.deps.turn_id}.")
                 if chunk.type == "finish":
                     async for update in self._follow():
                         yield update

@@ -149,7 +149,7 @@ def interrupt(
     if closing is not None:
         messages.append(closing)
     filed = [call for call in store.tool_calls(conversation_id, turn_id) if call.directive_id is not None]
-    note = f"(This reply was interrupted: {why}.)"
+    note = f"(This reply was interrupted: {why.rstrip('.')}.)"
     if filed:
         note += " Directives filed before that: " + "; ".join(
             f"{call.tool} -> directive {call.directive_id}" for call in filed
