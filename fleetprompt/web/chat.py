@@ -53,11 +53,17 @@ def _conversation_data(request: Request, person: Person, conversation_id: str) -
     for call in store.tool_calls(conversation_id):
         calls.append(_tool_call_data(ledger, person, call))
     interrupted = any(m.status == "interrupted" for m in stored)
+    messages = [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in ui_messages]
+    # A directive's causation names the stored message (chat:<conversation>:<message id>): anchor it on the page.
+    prompts = iter([str(m.id) for m in stored if m.role == "user"])
+    for message in messages:
+        if message["role"] == "user":
+            message["anchor"] = next(prompts, message["id"])
     return {
         "id": conversation.id,
         "title": conversation.title,
         "interrupted": interrupted,
-        "messages": [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in ui_messages],
+        "messages": messages,
         "tool_calls": calls,
     }
 

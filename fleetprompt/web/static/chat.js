@@ -206,7 +206,11 @@
         }],
       }],
     });
-    if (ok) box.remove();
+    if (ok) {
+      const node = box.closest(".tool");
+      box.remove();
+      if (node) setToolState(node, approved ? "approved" : "denied");
+    }
     else box.querySelectorAll("button").forEach((b) => (b.disabled = false));
   }
 
