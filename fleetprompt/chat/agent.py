@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
 from pydantic import BaseModel
 from pydantic_ai import Agent, DeferredToolRequests, RunContext, Tool
 from pydantic_ai.exceptions import ApprovalRequired, ModelRetry
@@ -98,8 +100,10 @@ def run_registry_tool(tool: RegistryTool, ctx: RunContext[ChatDeps], arguments: 
 
 
 def _chat_tool(tool: RegistryTool) -> Tool[ChatDeps]:
-    def run(ctx: RunContext[ChatDeps], **arguments: Any) -> dict[str, Any]:
-        return run_registry_tool(tool, ctx, arguments)
+    async def run(ctx: RunContext[ChatDeps], **arguments: Any) -> dict[str, Any]:
+        # On a thread that a disconnect cannot abandon: a call that started always finishes recording what it
+        # filed before the turn is closed as interrupted.
+        return await anyio.to_thread.run_sync(functools.partial(run_registry_tool, tool, ctx, arguments))
 
     run.__name__ = tool.name
     chat_tool: Tool[ChatDeps] = Tool.from_schema(

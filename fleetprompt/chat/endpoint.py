@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,13 +29,15 @@ from fleetprompt.chat.agent import ChatDeps, build_agent
 from fleetprompt.chat.model import configured_model, not_configured_model
 from fleetprompt.chat.store import ConversationStore
 from fleetprompt.chat.turns import SETTLED, close_pending, decide, directive_status, interrupt, pending_calls
-from fleetprompt.errors import FleetPromptError
+from fleetprompt.errors import FleetPromptError, InvalidInput
 from fleetprompt.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 SDK_VERSION = 6
 FOLLOW_SECONDS = 10.0  # how long a turn keeps reporting the status of what it filed before it finishes
+TOOL_START_GRACE = 0.5
+TOOL_SETTLE_SECONDS = 5.0  # after a disconnect, how long to wait for tools that are filing before the note
 STATUS_CODES = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid_state": 409, "invalid_input": 400}
 
 
@@ -108,41 +111,33 @@ async def chat_turn(
     if not isinstance(adapter.run_input, SubmitMessage):
         return error_response(400, "regenerating a message is not supported; send it again as a new message")
     conversation_id = adapter.run_input.id
+    owner = person_request.actor.user_id
     store = ConversationStore(service.ledger.db, person_request.org.slug)
-    try:
-        await run_in_threadpool(store.open, person_request.actor.user_id, conversation_id)
-        history = await run_in_threadpool(store.history, conversation_id)
-    except FleetPromptError as exc:
-        return error_response(STATUS_CODES.get(exc.code, 400), exc.message)
-    waiting = {call.tool_call_id for call in pending_calls(history)}
     decisions = adapter.client_decisions()
     prompt = adapter.new_prompt()
-    turn_id = uuid.uuid4().hex
-    deferred: DeferredToolResults | None = None
-    cause_message: uuid.UUID | None = None
-    decided: list[uuid.UUID] = []  # directives this turn's answers decided: their status is reported too
-    if decisions:
-        if prompt is not None:
-            return error_response(400, "answer the pending approval first, then send your next message")
-        if waiting - set(decisions) and not set(decisions) - waiting:
-            return error_response(400, "answer every pending approval of this conversation in one request")
-        try:
-            answers = await run_in_threadpool(
-                decide, service.ledger, person_request, admin, store, conversation_id, decisions, waiting
-            )
-        except FleetPromptError as exc:
-            return error_response(STATUS_CODES.get(exc.code, 400), exc.message)
-        deferred = DeferredToolResults(approvals=answers)
-        answered = [await run_in_threadpool(store.tool_call, conversation_id, call_id) for call_id in answers]
-        cause_message = answered[0].message_id if answered[0] else None
-        decided = [row.directive_id for row in answered if row is not None and row.directive_id is not None]
-    elif prompt is None:
+    try:
+        await run_in_threadpool(store.visible, owner, conversation_id)  # someone else's is not found
+    except FleetPromptError as exc:
+        return error_response(STATUS_CODES.get(exc.code, 400), exc.message)
+    if decisions and prompt is not None:
+        return error_response(400, "answer the pending approval first, then send your next message")
+    if not decisions and prompt is None:
         return error_response(400, "send a message: the request carries no new user text and no approval answer")
-    else:
-        if waiting:
-            await run_in_threadpool(close_pending, service.ledger, agent_request, store, conversation_id, turn_id)
-            history = await run_in_threadpool(store.history, conversation_id)
-        cause_message = await run_in_threadpool(store.start_turn, conversation_id, turn_id, prompt)
+    turn_id = uuid.uuid4().hex
+    if not await run_in_threadpool(store.begin_turn, owner, conversation_id, turn_id):
+        return error_response(409, "a reply is still being written in this conversation; wait for it, then send")
+    try:
+        prepared = await run_in_threadpool(
+            _prepare_turn, service.ledger, person_request, agent_request, admin, store, conversation_id, turn_id,
+            decisions, prompt,
+        )  # fmt: skip
+    except FleetPromptError as exc:
+        await run_in_threadpool(store.end_turn, conversation_id, turn_id)
+        return error_response(STATUS_CODES.get(exc.code, 400), exc.message)
+    except BaseException:
+        await run_in_threadpool(store.end_turn, conversation_id, turn_id)
+        raise
+    history, deferred, cause_message, decided = prepared
     turn_request = RequestContext(
         org=agent_request.org,
         actor=agent_request.actor,
@@ -167,6 +162,36 @@ async def chat_turn(
         on_complete=turn.completed,
     )
     return adapter.streaming_response(turn.relay(stream))
+
+
+def _prepare_turn(
+    ledger: Ledger,
+    person_request: RequestContext,
+    agent_request: RequestContext,
+    admin: bool,
+    store: ConversationStore,
+    conversation_id: str,
+    turn_id: str,
+    decisions: dict[str, bool | ToolDenied],
+    prompt: str | None,
+) -> tuple[list[Any], DeferredToolResults | None, uuid.UUID | None, list[uuid.UUID]]:
+    """With the conversation claimed: apply the person's answers, or record the new prompt (closing pending calls
+    first). Returns the history to run on, the deferred results, the causing message and the decided directives."""
+    history = store.history(conversation_id)
+    waiting = {call.tool_call_id for call in pending_calls(history)}
+    if decisions:
+        if waiting - set(decisions) and not set(decisions) - waiting:
+            raise InvalidInput("answer every pending approval of this conversation in one request")
+        answers = decide(ledger, person_request, admin, store, conversation_id, decisions, waiting)
+        answered = [store.tool_call(conversation_id, call_id) for call_id in answers]
+        decided = [row.directive_id for row in answered if row is not None and row.directive_id is not None]
+        cause = answered[0].message_id if answered and answered[0] else None
+        return history, DeferredToolResults(approvals=answers), cause, decided
+    assert prompt is not None
+    if waiting:
+        close_pending(ledger, agent_request, store, conversation_id, turn_id)
+        history = store.history(conversation_id)
+    return history, None, store.start_turn(conversation_id, turn_id, prompt), []
 
 
 @dataclass
@@ -212,22 +237,33 @@ class _Turn:
                     for update in await run_in_threadpool(self._changes):
                         yield update
         except asyncio.CancelledError:
-            why = "the connection closed before the reply finished"
+            # The client is gone. Tools still running in their threads may be filing right now: record the
+            # interruption from a thread once they have filed (or given up), so the note names what they filed.
+            threading.Thread(target=self._interrupted, args=(why, TOOL_SETTLE_SECONDS), daemon=True).start()
+            self.saved = True
             raise
         finally:
             if not self.saved:
-                # Synchronous on purpose: after a disconnect, any await here would be cancelled too.
-                try:
-                    interrupt(
-                        self.service.ledger,
-                        self.deps.request,
-                        self.deps.store,
-                        self.deps.conversation_id,
-                        self.deps.turn_id,
-                        why,
-                    )
-                except Exception:
-                    log.exception("chat: could not record the interrupted turn %s", self.deps.turn_id)
+                self._interrupted(why, 0)
+
+    def _interrupted(self, why: str, settle_seconds: float) -> None:
+        deps = self.deps
+        deadline = time.monotonic() + settle_seconds
+        try:
+            if settle_seconds:
+                time.sleep(TOOL_START_GRACE)  # a tool call the model just made may not have recorded itself yet
+            while time.monotonic() < deadline and any(
+                call.status == "running" and not self._filed(call.arguments.get("idempotency_key"))
+                for call in deps.store.tool_calls(deps.conversation_id, deps.turn_id)
+            ):
+                time.sleep(0.05)
+            interrupt(self.service.ledger, deps.request, deps.store, deps.conversation_id, deps.turn_id, why)
+        except Exception:
+            log.exception("chat: could not record the interrupted turn %s", deps.turn_id)
+            deps.store.end_turn(deps.conversation_id, deps.turn_id)
+
+    def _filed(self, key: object) -> bool:
+        return isinstance(key, str) and self.service.ledger.find_by_key(self.deps.request.org.slug, key) is not None
 
     def _changes(self) -> list[DataChunk]:
         updates = []

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, ModelResponse, UserPromptPart
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from fleetprompt.db.engine import Database
@@ -26,6 +27,7 @@ from fleetprompt.models.chat import (
 
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TITLE_LENGTH = 80
+TURN_LEASE = timedelta(minutes=10)  # a turn still "running" after this died with its process
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,41 @@ class ConversationStore:
             elif row.owner_id != owner_id:
                 raise NotFound(f"conversation {conversation_id!r} not found")
             return _view(row)
+
+    def begin_turn(self, owner_id: uuid.UUID, conversation_id: str, turn_id: str) -> bool:
+        """Create the owner's conversation if new, and claim it for this turn. False while another turn runs
+        (a double submit, a second tab): turns never interleave. A claim older than TURN_LEASE is stale."""
+        check_conversation_id(conversation_id)
+        now = utcnow()
+        try:
+            with self.db.transaction(self.tenant) as session:
+                row = session.get(ChatConversation, conversation_id)
+                if row is None:
+                    session.add(
+                        ChatConversation(id=conversation_id, owner_id=owner_id, running_turn=turn_id, running_since=now)
+                    )
+                    return True
+                if row.owner_id != owner_id:
+                    raise NotFound(f"conversation {conversation_id!r} not found")
+                claimed = session.execute(
+                    update(ChatConversation)
+                    .where(
+                        ChatConversation.id == conversation_id,  # type: ignore[arg-type]
+                        or_(
+                            col(ChatConversation.running_turn).is_(None),
+                            col(ChatConversation.running_since) < now - TURN_LEASE,
+                        ),
+                    )
+                    .values(running_turn=turn_id, running_since=now)
+                )
+                return claimed.rowcount == 1
+        except IntegrityError:
+            return False  # created by a concurrent first turn, which holds it
+
+    def end_turn(self, conversation_id: str, turn_id: str) -> None:
+        """Release the claim (only this turn's)."""
+        with self.db.transaction(self.tenant) as session:
+            session.execute(_release(conversation_id, turn_id))
 
     def visible(self, owner_id: uuid.UUID, conversation_id: str) -> ConversationView | None:
         """The owner's conversation, None when no conversation has this id yet; someone else's is not found."""
@@ -212,6 +249,7 @@ class ConversationStore:
             session.execute(
                 update(ChatConversation).where(ChatConversation.id == conversation_id).values(updated_at=utcnow())
             )
+            session.execute(_release(conversation_id, turn_id))
 
     def messages(self, conversation_id: str) -> list[StoredMessage]:
         with self.db.reading(self.tenant) as session:
@@ -302,6 +340,14 @@ class ConversationStore:
                 )
             ).first()
         return _tool_view(row) if row is not None else None
+
+
+def _release(conversation_id: str, turn_id: str) -> Any:
+    return (
+        update(ChatConversation)
+        .where(ChatConversation.id == conversation_id, ChatConversation.running_turn == turn_id)  # type: ignore[arg-type]
+        .values(running_turn=None, running_since=None)
+    )
 
 
 def _title(prompt: str) -> str:

@@ -148,12 +148,19 @@ def interrupt(
     closing = _current_states(ledger, request, store, conversation_id, pending_calls(history))
     if closing is not None:
         messages.append(closing)
-    filed = [call for call in store.tool_calls(conversation_id, turn_id) if call.directive_id is not None]
+    filed = []
+    for call in store.tool_calls(conversation_id, turn_id):
+        directive_id = call.directive_id
+        key = call.arguments.get("idempotency_key")
+        if directive_id is None and isinstance(key, str):
+            # The tool may still be waiting for its directive's outcome: it was filed if its key is in the ledger.
+            found = ledger.find_by_key(request.org.slug, key)
+            directive_id = found.id if found is not None else None
+        if directive_id is not None:
+            filed.append(f"{call.tool} -> directive {directive_id}")
     note = f"(This reply was interrupted: {why.rstrip('.')}.)"
     if filed:
-        note += " Directives filed before that: " + "; ".join(
-            f"{call.tool} -> directive {call.directive_id}" for call in filed
-        )
+        note += " Directives filed before that: " + "; ".join(filed)
     messages.append(ModelResponse(parts=[TextPart(note)], model_name="fleetprompt"))
     store.finish_turn(conversation_id, turn_id, messages, model=None, usage=None, status=TurnStatus.interrupted)
 

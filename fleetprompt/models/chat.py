@@ -42,6 +42,9 @@ class ChatConversation(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=CONVERSATION_ID_MAX)
     owner_id: uuid.UUID = Field(index=True)
     title: str = Field(default="New conversation", max_length=200)
+    # The turn being answered now: one at a time per conversation (a stale claim expires, see the store).
+    running_turn: str | None = Field(default=None, max_length=64)
+    running_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

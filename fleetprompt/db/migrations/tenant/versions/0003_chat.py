@@ -21,6 +21,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("owner_id", sa.Uuid(), nullable=False),
         sa.Column("title", sa.String(200), nullable=False),
+        sa.Column("running_turn", sa.String(64), nullable=True),
+        sa.Column("running_since", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
