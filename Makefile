@@ -32,5 +32,9 @@ lint: $(VENV)/.installed-test
 test: $(VENV)/.installed-test lint
 	$(PY) tests/support/postgres.py -- $(PY) -m pytest $(PYTEST_ARGS)
 
+# The five benchmarks of bench/ on their own throwaway PostgreSQL; tables on stdout and in bench/results/latest.md.
+bench: $(VENV)/.installed-test
+	$(PY) tests/support/postgres.py -- $(PY) -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
