@@ -17,7 +17,7 @@ from fleetprompt.accounts.users import get_user_by_email, role_of
 from fleetprompt.db.engine import Database
 from fleetprompt.errors import Forbidden, InvalidInput, NotFound
 from fleetprompt.models.base import utcnow
-from fleetprompt.models.tenancy import ApiToken, Organization, Role
+from fleetprompt.models.tenancy import ApiToken, Membership, MembershipStatus, Organization, Role
 
 TOKEN_PREFIX = "fp_"
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -81,20 +81,26 @@ def authenticate_token(db: Database, token: str | None, now: datetime | None = N
     if not token.startswith(TOKEN_PREFIX) or len(token) < 20 or len(token) > 200:
         raise InvalidToken("malformed API token (expected fp_...)")
     now = now or utcnow()
-    with db.reading() as session:
+    with db.reading() as session:  # token, organization and membership in one round trip
         row = session.exec(
-            select(ApiToken, Organization)
+            select(ApiToken, Organization, Membership)
             .join(Organization, Organization.id == ApiToken.org_id)
+            .join(
+                Membership,
+                (Membership.org_id == ApiToken.org_id) & (Membership.user_id == ApiToken.user_id),
+                isouter=True,
+            )
             .where(ApiToken.token_hash == hash_token(token))
         ).first()
     if row is None:
         raise InvalidToken("unknown API token")
-    api_token, org = row
+    api_token, org, membership = row
     if api_token.revoked_at is not None:
         raise InvalidToken("API token has been revoked")
     if api_token.expires_at is not None and api_token.expires_at <= now:
         raise InvalidToken("API token has expired")
-    role = role_of(db, org.id, api_token.user_id)
+    active = membership is not None and membership.status == MembershipStatus.active.value
+    role = Role(membership.role) if active and membership is not None else None
     if role is None:
         raise InvalidToken("the token's user is no longer an active member of its organization")
     if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_GRANULARITY:

@@ -75,8 +75,10 @@ class Database:
             self.engine = _sqlite_engine(db_path, create=True)
         else:
             # hide_parameters: bound values (user data) never reach logs or error messages.
+            # No pre-ping: it costs a round trip on every checkout (several per tool call). A connection the server
+            # dropped fails its one statement, and SQLAlchemy then discards the whole pool; recycling bounds age.
             self.engine = create_engine(
-                self.url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+                self.url, pool_size=10, max_overflow=20, pool_recycle=1800, hide_parameters=True
             )
 
     @property
