@@ -199,8 +199,12 @@ class DirectiveLedger:
         idempotency_key: str | None = None,
         not_before: datetime | None = None,
         precheck: Callable[[Session], None] | None = None,
+        role: Role | None = None,
     ) -> Filed:
         """Validate, check the role, then insert (or find by key) and emit directive.requested in one transaction.
+
+        `role` is the actor's role as this same request just read it (the tool layer does): it saves reading the
+        membership twice; it is still checked against the type's required role here, and again when it runs.
 
         `precheck` runs in that transaction only when a new directive is about to be created (a repeated request
         returns the existing directive whatever changed since); it raises to refuse, and nothing is written.
@@ -216,7 +220,13 @@ class DirectiveLedger:
             model = directive_type.payload_model.model_validate(raw)
         except ValidationError as exc:
             raise InvalidInput(f"invalid {name} payload: {validation_message(exc)}") from None
-        self.require_role(ctx, directive_type.required_role, f"filing {name}")
+        if role is None:
+            self.require_role(ctx, directive_type.required_role, f"filing {name}")
+        elif not role.allows(directive_type.required_role):
+            raise Forbidden(
+                f"filing {name} needs the {directive_type.required_role.value} role; "
+                f"you are {role.value} in {ctx.org.slug!r}"
+            )
         canonical = model.model_dump(mode="json")
         ensure_no_secrets(canonical, "directive payload")
         digest = args_hash(name, canonical)

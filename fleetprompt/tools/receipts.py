@@ -172,7 +172,12 @@ def wait_for_directive(ctx: ToolContext, directive: Directive, seconds: float) -
 
 def file_directive(ctx: ToolContext, filing: Filing, options: DirectiveOptions) -> DirectiveReceipt:
     filed: Filed = ctx.ledger.file(
-        ctx.request, filing.directive, filing.payload, idempotency_key=options.idempotency_key, precheck=filing.check
+        ctx.request,
+        filing.directive,
+        filing.payload,
+        idempotency_key=options.idempotency_key,
+        precheck=filing.check,
+        role=ctx.role,
     )
     directive = filed.directive
     if ctx.confirmed_by is not None and directive.status == DirectiveStatus.awaiting_approval:
