@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -19,14 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from conftest import Org, build_platform, make_org
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, expect, sync_playwright
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 from support.forum import call, new_category, new_thread
+from support.serving import uvicorn_thread
 from support.web import PASSWORD
-from test_serve import free_port
 
 from fleetprompt.ledger import SignalFilter
 from fleetprompt.platform import Platform
@@ -95,23 +92,11 @@ class ScriptedModel:
 @contextmanager
 def serving(platform: Platform, model: FunctionModel) -> Iterator[str]:
     """The real app with its embedded runner under uvicorn in a thread; yields its base URL."""
-    port = free_port()
-    app = create_app(platform, run_runner=True, workers=2, chat_model=model)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive(), "uvicorn exited before it started"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        with uvicorn_thread(create_app(platform, run_runner=True, workers=2, chat_model=model)) as port:
+            yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         platform.close()
-    assert not thread.is_alive(), "uvicorn did not stop"
 
 
 # ---------------------------------------------------------------------------------------------- the browser

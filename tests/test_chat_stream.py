@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from conftest import Org, make_org
 from pydantic_ai.messages import ModelMessage, ModelRequest, RetryPromptPart, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo
@@ -28,7 +27,6 @@ from support.chat import (
     chunk_types,
     find,
     first,
-    free_port,
     post_turn,
     response_texts,
     sse_chunks,
@@ -38,6 +36,7 @@ from support.chat import (
     user_prompts,
 )
 from support.forum import call
+from support.serving import uvicorn_thread
 from support.web import sign_in
 
 from fleetprompt.chat.agent import chat_key
@@ -450,22 +449,8 @@ def test_a_conversation_is_its_owners_alone(platform: Platform, org: Org) -> Non
 @contextmanager
 def serving(platform: Platform, model: ScriptedModel) -> Iterator[str]:
     """The app with `model`, served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    port = free_port()
-    app = create_app(platform, run_runner=False, chat_model=model.model())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive(), "uvicorn exited before it started"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
+    with uvicorn_thread(create_app(platform, run_runner=False, chat_model=model.model())) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-    assert not thread.is_alive(), "uvicorn did not stop"
 
 
 def wait_for(check: Any, seconds: float = 10.0) -> Any:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -22,7 +20,6 @@ import httpx
 import httpx2
 import mcp
 import pytest
-import uvicorn
 from conftest import Org, build_platform, make_org
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -33,7 +30,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlmodel import select
 from support.forum import new_category, new_thread, reply
-from test_serve import free_port
+from support.serving import uvicorn_thread
 
 from fleetprompt.accounts.tokens import create_token, hash_token, revoke_token
 from fleetprompt.accounts.users import add_user, set_membership
@@ -58,23 +55,11 @@ ONE_MIB = 1024 * 1024  # the documented limit on a request body
 @contextmanager
 def serving(platform: Platform) -> Iterator[int]:
     """create_app(platform) with its embedded runner, served by uvicorn in a thread; yields the port."""
-    port = free_port()
-    app = create_app(platform, run_runner=True, workers=2)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive(), "uvicorn exited before it started"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield port
+        with uvicorn_thread(create_app(platform, run_runner=True, workers=2)) as port:
+            yield port
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         platform.close()  # the app's lifespan closes it too; again is harmless when the server never started
-    assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @dataclass

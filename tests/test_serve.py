@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ import httpx
 import pytest
 from conftest import PLUGIN, TESTS_DIR, build_platform, make_org, make_settings
 from starlette.testclient import TestClient
+from support.serving import free_port
 
 from fleetprompt.platform import Platform
 from fleetprompt.web.app import create_app
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve(database_url: str, data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:

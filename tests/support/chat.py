@@ -20,7 +20,6 @@ anything else (a slow stream, waiting for the test). A request with no step left
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -239,9 +238,3 @@ def tool_results(messages: Iterable[ModelMessage]) -> list[ToolReturnPart | Retr
         for part in message.parts
         if isinstance(part, (ToolReturnPart, RetryPromptPart))
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
