@@ -37,7 +37,7 @@ from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextConten
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 
-from fleetprompt.accounts.context import Actor, OrgRef, RequestContext
+from fleetprompt.accounts.context import Actor, OrgRef, RequestContext, Role
 from fleetprompt.accounts.tokens import InvalidToken, TokenIdentity, authenticate_token
 from fleetprompt.errors import FleetPromptError, InternalError
 from fleetprompt.platform import Platform
@@ -101,15 +101,16 @@ class ApiTokenVerifier(TokenVerifier):
                 "org_slug": identity.org.slug,
                 "org_tier": identity.org.tier,
                 "token_id": str(identity.token_id),
+                "role": identity.role.value,
             },
         )
 
 
-def _identity_from_access(access: AccessToken) -> tuple[OrgRef, uuid.UUID]:
-    """The organization and user the verifier put into the request's access token."""
+def _identity_from_access(access: AccessToken) -> tuple[OrgRef, uuid.UUID, str]:
+    """The organization, user and role the verifier put into the request's access token (read for this request)."""
     claims = access.claims or {}
     org = OrgRef(id=uuid.UUID(claims["org_id"]), slug=claims["org_slug"], tier=claims["org_tier"])
-    return org, uuid.UUID(str(access.subject))
+    return org, uuid.UUID(str(access.subject)), claims["role"]
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class Caller:
     async def request(self) -> RequestContext:
         access = get_access_token()
         if access is not None:
-            org, user_id = _identity_from_access(access)
+            org, user_id, role = _identity_from_access(access)
         elif self.token is not None:
             try:
                 identity: TokenIdentity = await anyio.to_thread.run_sync(
@@ -131,10 +132,10 @@ class Caller:
                 )
             except InvalidToken as exc:
                 raise _caller_error(exc) from None
-            org, user_id = identity.org, identity.user_id
+            org, user_id, role = identity.org, identity.user_id, identity.role.value
         else:  # pragma: no cover - the HTTP app refuses unauthenticated requests before they get here
             raise ToolError("invalid_token: not authenticated")
-        return RequestContext(org=org, actor=Actor.agent(user_id, via=self.via))
+        return RequestContext(org=org, actor=Actor.agent(user_id, via=self.via), role=Role(role))
 
 
 # ---------------------------------------------------------------------------------------------- tools

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from fleetprompt.models.tenancy import Role
+
 
 class ActorKind(StrEnum):
     user = "user"  # a signed-in person acting directly (web UI)
@@ -67,3 +69,6 @@ class RequestContext:
     actor: Actor
     correlation_id: str = field(default_factory=new_correlation_id)
     causation_id: str | None = None
+    # The caller's role as authentication read it for this very request (an API token's membership), so tools
+    # need not read it again; None means "read it from the memberships". The runner always reads it afresh.
+    role: Role | None = None

