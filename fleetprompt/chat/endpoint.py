@@ -204,20 +204,13 @@ class _Turn:
     reported: dict[str, str] = field(default_factory=dict)
 
     async def completed(self, result: AgentRunResult[Any]) -> None:
-        response = result.response
-        usage = result.usage
         await run_in_threadpool(
             self.deps.store.finish_turn,
             self.deps.conversation_id,
             self.deps.turn_id,
             result.new_messages(),
-            model=response.model_name,
-            usage={
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "requests": usage.requests,
-            },
-        )
+            model=result.response.model_name,
+        )  # each response keeps its own usage
         self.saved = True
 
     async def relay(self, chunks: AsyncIterator[BaseChunk]) -> AsyncIterator[BaseChunk]:

@@ -105,19 +105,6 @@ class ConversationStore:
 
     # ------------------------------------------------------------------ conversations
 
-    def open(self, owner_id: uuid.UUID, conversation_id: str) -> ConversationView:
-        """The owner's conversation with this id, created when new. Someone else's is not found (never shared)."""
-        check_conversation_id(conversation_id)
-        with self.db.transaction(self.tenant) as session:
-            row = session.get(ChatConversation, conversation_id)
-            if row is None:
-                row = ChatConversation(id=conversation_id, owner_id=owner_id)
-                session.add(row)
-                session.flush()
-            elif row.owner_id != owner_id:
-                raise NotFound(f"conversation {conversation_id!r} not found")
-            return _view(row)
-
     def begin_turn(self, owner_id: uuid.UUID, conversation_id: str, turn_id: str) -> bool:
         """Create the owner's conversation if new, and claim it for this turn. False while another turn runs
         (a double submit, a second tab): turns never interleave. A claim older than TURN_LEASE is stale."""
@@ -162,15 +149,6 @@ class ConversationStore:
             raise NotFound(f"conversation {conversation_id!r} not found")
         return _view(row) if row is not None else None
 
-    def get(self, owner_id: uuid.UUID, conversation_id: str) -> ConversationView:
-        if not CONVERSATION_ID.fullmatch(conversation_id or ""):
-            raise NotFound(f"conversation {conversation_id!r} not found")
-        with self.db.reading(self.tenant) as session:
-            row = session.get(ChatConversation, conversation_id)
-        if row is None or row.owner_id != owner_id:
-            raise NotFound(f"conversation {conversation_id!r} not found")
-        return _view(row)
-
     def list(self, owner_id: uuid.UUID, limit: int = 50) -> list[ConversationView]:
         with self.db.reading(self.tenant) as session:
             rows = session.exec(
@@ -214,7 +192,6 @@ class ConversationStore:
         messages: list[ModelMessage],
         *,
         model: str | None,
-        usage: dict[str, Any] | None,
         status: TurnStatus = TurnStatus.complete,
     ) -> None:
         """Store what the turn added. The prompt recorded by start_turn is replaced by the run's own request."""

@@ -135,7 +135,7 @@ def close_pending(
     history = store.history(conversation_id)
     request_message = _current_states(ledger, request, store, conversation_id, pending_calls(history))
     if request_message is not None:
-        store.finish_turn(conversation_id, f"{turn_id}-pending", [request_message], model=None, usage=None)
+        store.finish_turn(conversation_id, f"{turn_id}-pending", [request_message], model=None)
 
 
 def interrupt(
@@ -162,7 +162,7 @@ def interrupt(
     if filed:
         note += " Directives filed before that: " + "; ".join(filed)
     messages.append(ModelResponse(parts=[TextPart(note)], model_name="fleetprompt"))
-    store.finish_turn(conversation_id, turn_id, messages, model=None, usage=None, status=TurnStatus.interrupted)
+    store.finish_turn(conversation_id, turn_id, messages, model=None, status=TurnStatus.interrupted)
 
 
 def _current_states(

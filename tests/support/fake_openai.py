@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
@@ -15,11 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from support.serving import uvicorn_thread
 
 
 @dataclass(frozen=True)
@@ -205,23 +205,7 @@ async def _stream(model: str, item: Answer | BrokenStream, include_usage: bool) 
 @contextmanager
 def fake_openai() -> Iterator[FakeOpenAI]:
     """The fake service, served by uvicorn in a thread on a port of its own; stopped on exit."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    fake = FakeOpenAI(port=sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(fake.app(), log_level="critical", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"fake-openai-{fake.port}")
-    thread.daemon = True
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive(), "the fake OpenAI service exited before it started"
-            assert time.monotonic() < deadline, "the fake OpenAI service did not start"
-            time.sleep(0.02)
+    fake = FakeOpenAI()
+    with uvicorn_thread(fake.app(), lifespan="off") as port:
+        fake.port = port
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-    assert not thread.is_alive(), "the fake OpenAI service did not stop"

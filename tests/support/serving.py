@@ -19,11 +19,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_thread(app: Any) -> Iterator[int]:
-    """Serve `app` on 127.0.0.1 until the block ends (its lifespan runs); yields the port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+def uvicorn_thread(app: Any, **config: Any) -> Iterator[int]:
+    """Serve `app` on 127.0.0.1 until the block ends (its lifespan runs unless `lifespan="off"`); yields the port.
+    The socket is bound here and handed to uvicorn, so no other process can take the port in between."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 20
@@ -35,4 +39,5 @@ def uvicorn_thread(app: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()
     assert not thread.is_alive(), "uvicorn did not stop"
