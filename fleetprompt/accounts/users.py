@@ -5,16 +5,21 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from functools import cache
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.sql.expression import Select
 
+from fleetprompt.accounts.context import OrgRef
 from fleetprompt.accounts.organizations import get_organization
 from fleetprompt.accounts.passwords import generate_password, hash_password
 from fleetprompt.db.engine import Database
+from fleetprompt.db.tenancy import validate_slug
 from fleetprompt.errors import Conflict, InvalidInput, NotFound
 from fleetprompt.models.base import utcnow
-from fleetprompt.models.tenancy import Membership, MembershipStatus, Role, User
+from fleetprompt.models.tenancy import Membership, MembershipStatus, Organization, Role, User
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -80,15 +85,44 @@ def get_user_by_email(db: Database, email: str) -> User:
     return user
 
 
+@cache
+def _role_query() -> Select[tuple[str, str]]:
+    """Built once: asked on every tool call (params: b_org, b_user)."""
+    return select(Membership.role, Membership.status).where(
+        Membership.org_id == bindparam("b_org"), Membership.user_id == bindparam("b_user")
+    )
+
+
+@cache
+def _organization_and_role_query() -> Select[tuple[uuid.UUID, str, str, str | None, str | None]]:
+    """Built once: asked before every directive runs (params: b_slug, b_user)."""
+    joined = (Membership.org_id == Organization.id) & (Membership.user_id == bindparam("b_user"))
+    return (
+        select(Organization.id, Organization.slug, Organization.tier, Membership.role, Membership.status)
+        .join(Membership, joined, isouter=True)
+        .where(Organization.slug == bindparam("b_slug"))
+    )
+
+
+def _active_role(role: str | None, status: str | None) -> Role | None:
+    return Role(role) if role is not None and status == MembershipStatus.active.value else None
+
+
 def role_of(db: Database, org_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
     """The user's role in the org, or None when they have no active membership."""
-    with db.reading() as session:
-        membership = session.exec(
-            select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
-        ).first()
-    if membership is None or membership.status != MembershipStatus.active.value:
-        return None
-    return Role(membership.role)
+    rows = db.read_rows(_role_query(), {"b_org": org_id, "b_user": user_id})
+    return _active_role(*rows[0]) if rows else None
+
+
+def organization_and_role(db: Database, slug: str, user_id: uuid.UUID | None) -> tuple[OrgRef, Role | None]:
+    """The organization and the user's role in it (None without an active membership), in one query: the runner
+    asks both before every directive."""
+    validate_slug(slug)
+    rows = db.read_rows(_organization_and_role_query(), {"b_slug": slug, "b_user": user_id})
+    if not rows:
+        raise NotFound(f"unknown organization {slug!r}")
+    org_id, org_slug, tier, role, status = rows[0]
+    return OrgRef(id=org_id, slug=org_slug, tier=tier), _active_role(role, status)
 
 
 def set_membership(

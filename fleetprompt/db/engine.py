@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -80,6 +80,7 @@ class Database:
             self.engine = create_engine(
                 self.url, pool_size=10, max_overflow=20, pool_recycle=1800, hide_parameters=True
             )
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_postgres(self) -> bool:
@@ -129,6 +130,18 @@ class Database:
         engine = self.engine if slug is None else self.tenant_engine(slug)
         with Session(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False) as session, session.begin():
             yield session
+
+    def read_rows(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row[Any]]:
+        """The rows of one SELECT on the shared tables, for lookups on every request (token, role, organization).
+
+        On PostgreSQL it runs in autocommit: one statement is its own snapshot, and it saves the BEGIN and COMMIT
+        round trips of a transaction. On SQLite it is a read-only transaction (no write lock).
+        """
+        if self.is_postgres:
+            with self._autocommit.connect() as connection:
+                return connection.execute(statement, params).all()
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as connection, connection.begin():
+            return connection.execute(statement, params).all()
 
     def forget_tenant(self, slug: str) -> None:
         with self._lock:

@@ -20,9 +20,10 @@ from sqlalchemy import and_, case, or_, update
 from sqlmodel import Session, col, func, select
 
 from fleetprompt.accounts.context import Actor, ActorKind, OrgRef, RequestContext
-from fleetprompt.accounts.users import role_of
+from fleetprompt.accounts.organizations import get_organization
+from fleetprompt.accounts.users import organization_and_role, role_of
 from fleetprompt.config import Settings
-from fleetprompt.db.engine import Database, dialect_insert, on_commit
+from fleetprompt.db.engine import Database, on_commit
 from fleetprompt.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -31,6 +32,7 @@ from fleetprompt.errors import (
     NotFound,
     validation_message,
 )
+from fleetprompt.ledger import statements
 from fleetprompt.ledger.dispatch import Dispatcher
 from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor
 from fleetprompt.ledger.registry import DirectiveRegistry, DirectiveType, directive_types
@@ -109,6 +111,15 @@ class DirectiveLedger:
             raise Forbidden(f"{actor.kind} {actor.id} is not an active member of organization {org.slug!r}")
         return role
 
+    def organization_and_role(self, tenant: str, actor: Actor) -> tuple[OrgRef, Role]:
+        """`role` for a tenant named by slug, read together with its organization (what the runner needs)."""
+        if actor.kind in (ActorKind.operator, ActorKind.system):
+            return get_organization(self.db, tenant), Role.owner
+        org, role = organization_and_role(self.db, tenant, actor.user_id)
+        if role is None:
+            raise Forbidden(f"{actor.kind} {actor.id} is not an active member of organization {org.slug!r}")
+        return org, role
+
     def require_role(self, ctx: RequestContext, needed: Role, action: str) -> Role:
         role = self.role(ctx.org, ctx.actor)
         if not role.allows(needed):
@@ -159,23 +170,20 @@ class DirectiveLedger:
     def _transition(
         self, session: Session, directive_id: uuid.UUID, where: list[Any], **values: Any
     ) -> Directive | None:
+        """The conditional UPDATE behind a decision by a person (rare: built per call)."""
         statement = (
-            update(Directive)
-            .where(col(Directive.id) == directive_id, *where)
+            update(statements.DIRECTIVES)
+            .where(statements.DIRECTIVES.c.id == directive_id, *where)
             .values(updated_at=self.clock(), **values)
-            .returning(Directive)
-            .execution_options(synchronize_session=False, populate_existing=True)
+            .returning(*statements.DIRECTIVES.c)
         )
-        return session.exec(statement).scalars().first()
+        return statements.directive_from(session.connection().execute(statement).first())
 
-    @staticmethod
-    def _still_ours(claimed: Directive) -> list[Any]:
-        """Fencing: the row is still running under this claim (attempt and run identify one claim)."""
-        return [
-            Directive.status == S.running.value,
-            Directive.attempt == claimed.attempt,
-            Directive.run_number == claimed.run_number,
-        ]
+    def _fenced(self, session: Session, claimed: Directive, **values: Any) -> Directive | None:
+        """Change a running directive only while it is still this claim (attempt and run identify one claim)."""
+        params = {"b_id": claimed.id, "b_attempt": claimed.attempt, "b_run": claimed.run_number}
+        row = session.connection().execute(statements.update_fenced(), {**params, "updated_at": self.clock(), **values})
+        return statements.directive_from(row.first())
 
     def _failed_signal(
         self, session: Session, row: Directive, actor: Actor, error: str, retry_at: datetime | None, will_retry: bool
@@ -273,14 +281,8 @@ class DirectiveLedger:
                 "created_at": now,
                 "updated_at": now,
             }
-            insert = dialect_insert(session)
-            statement = (
-                insert(Directive)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(Directive.id)
-            )
-            if session.exec(statement).first() is None:
+            inserted = session.connection().execute(statements.insert_directive(statements.dialect_of(session)), values)
+            if inserted.first() is None:
                 existing = session.exec(select(Directive).where(Directive.idempotency_key == key)).one()
                 return Filed(self._same_request(existing, name, digest, ctx.actor), created=False)
             directive = Directive(**values)
@@ -316,13 +318,8 @@ class DirectiveLedger:
         once it has finished, asking again is a new directive (so lock -> unlock -> lock locks)."""
         scope = hashlib.sha256(f"{digest}:{actor.id}".encode()).hexdigest()[:32]
         prefix = f"auto:{directive_type.name}:{scope}:"
-        rows = session.exec(
-            select(Directive).where(
-                Directive.args_hash == digest,
-                Directive.requested_by == actor.id,
-                col(Directive.idempotency_key).startswith(prefix, autoescape=True),
-            )
-        ).all()
+        same_request = session.exec(statements.same_request(), params={"b_hash": digest, "b_actor": actor.id}).all()
+        rows = [row for row in same_request if row.idempotency_key.startswith(prefix)]
         pending = next((row for row in rows if row.status in PENDING), None)
         if pending is not None and not (directive_type.sets_state and self._superseded(session, pending)):
             return pending
@@ -536,15 +533,11 @@ class DirectiveLedger:
         """The single conditional UPDATE that makes a duplicate task a no-op; sets the lease."""
         with self.transaction(tenant) as session:
             now = self.clock()
-            claimed = self._transition(
-                session,
-                directive_id,
-                [Directive.status == S.requested.value, col(Directive.scheduled_at) <= now],
-                status=S.running.value,
-                attempt=Directive.attempt + 1,
-                lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
-                started_at=now,
+            lease = now + timedelta(seconds=self.settings.lease_seconds)
+            row = session.connection().execute(
+                statements.claim_directive(), {"b_id": directive_id, "b_now": now, "b_lease": lease}
             )
+            claimed = statements.directive_from(row.first())
             if claimed is not None:
                 self._signal(
                     session,
@@ -561,10 +554,9 @@ class DirectiveLedger:
         which rolls back the caller's transaction, domain change included."""
         ensure_no_secrets(result, "directive result")
         now = self.clock()
-        done = self._transition(
+        done = self._fenced(
             session,
-            claimed.id,
-            self._still_ours(claimed),
+            claimed,
             status=S.succeeded.value,
             result=result,
             last_error=None,
@@ -592,12 +584,7 @@ class DirectiveLedger:
                 values.update(status=S.requested.value, scheduled_at=retry_at)
             else:
                 values.update(status=S.failed.value, completed_at=now)
-            changed = self._transition(
-                session,
-                claimed.id,
-                self._still_ours(claimed),
-                **values,
-            )
+            changed = self._fenced(session, claimed, **values)
             if changed is None:
                 return None
             self._failed_signal(session, changed, Actor.system(), error, retry_at, will_retry)
@@ -615,7 +602,11 @@ class DirectiveLedger:
             released = self._transition(
                 session,
                 claimed.id,
-                self._still_ours(claimed),
+                [
+                    Directive.status == S.running.value,
+                    Directive.attempt == claimed.attempt,
+                    Directive.run_number == claimed.run_number,
+                ],
                 status=S.requested.value,
                 lease_expires_at=None,
                 scheduled_at=self.clock(),

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from fleetprompt.db.engine import dialect_insert, on_commit
 from fleetprompt.errors import Conflict, InvalidInput
+from fleetprompt.ledger import statements
 from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor
 from fleetprompt.ledger.registry import FanoutRegistry, FanoutSubscription, fanout_handlers
 from fleetprompt.models.base import utcnow, uuid7
@@ -126,19 +127,17 @@ def emit(
         "subject_id": draft.subject_id,
         "correlation_id": draft.correlation_id,
         "causation_id": draft.causation_id,
-        "meta": metadata,
+        "metadata": metadata,
     }
-    insert = dialect_insert(session)
-    statement = (
-        insert(Signal).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Signal.id)
-    )
-    if session.exec(statement).first() is None:
+    inserted = session.connection().execute(statements.insert_signal(statements.dialect_of(session)), values)
+    if inserted.first() is None:
         existing = session.exec(select(Signal).where(Signal.dedupe_key == values["dedupe_key"])).one()
         if existing.name != draft.name or existing.payload != payload:
             raise Conflict(
                 f"dedupe key {values['dedupe_key']!r} already names a different fact ({existing.name} {existing.id})"
             )
         return EmitResult(existing, created=False)
+    values["meta"] = values.pop("metadata")
     signal = Signal(**values)
     _schedule_fanout(session, signal, registry)
     return EmitResult(signal, created=True)

@@ -46,11 +46,10 @@ def execute_directive(ledger: Ledger, tenant: str, claimed: Directive) -> Direct
     """Apply a claimed directive: domain change, domain signals and success commit together or not at all."""
     directive_type = ledger.registry.find(claimed.name)
     try:
-        org = get_organization(ledger.db, tenant)
         if directive_type is None or directive_type.handler is None:
             raise PermanentFailure(f"no handler is registered for directive type {claimed.name!r}")
         # Roles are checked again when running: the requester may have lost them since filing.
-        role = ledger.role(org, _requester(claimed))
+        org, role = ledger.organization_and_role(tenant, _requester(claimed))
         if not role.allows(directive_type.required_role):
             raise PermanentFailure(
                 f"forbidden: the requester is now {role.value} in {tenant!r} and {claimed.name} needs "

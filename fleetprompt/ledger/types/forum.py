@@ -6,10 +6,10 @@ import uuid
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from fleetprompt.db.rows import fetch
-from fleetprompt.errors import Conflict, Forbidden, InvalidState
+from fleetprompt.errors import Conflict, Forbidden, InvalidState, NotFound
 from fleetprompt.ledger.registry import DirectiveType, directive_types
 from fleetprompt.ledger.types.common import Slug
 from fleetprompt.models.forum import (
@@ -162,11 +162,18 @@ def unused_category_slug(session: Session, slug: str) -> None:
 
 def open_thread(session: Session, thread_id: uuid.UUID, *, lock: bool = False) -> ForumThread:
     """With `lock`, thread and category stay open until the caller commits (shared locks: replies don't queue)."""
-    thread = fetch(session, ForumThread, thread_id, "forum thread", share=lock)
+    query = (
+        select(ForumThread, ForumCategory)
+        .join(ForumCategory, col(ForumCategory.id) == ForumThread.category_id)
+        .where(ForumThread.id == thread_id)
+    )
+    row = session.exec(query.with_for_update(read=True) if lock else query).first()  # both rows in one round trip
+    if row is None:
+        raise NotFound(f"forum thread {thread_id} not found")
+    thread, category = row
     if thread.status != ThreadStatus.open:
         raise InvalidState(f"thread {thread.id} is {thread.status}; replies need an open thread")
-    category = session.get(ForumCategory, thread.category_id, with_for_update={"read": True} if lock else None)
-    if category is not None and category.status != CategoryStatus.active:
+    if category.status != CategoryStatus.active:
         raise InvalidState(f"thread {thread.id} is in archived category {category.slug!r}; it takes no replies")
     return thread
 

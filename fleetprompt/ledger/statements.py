@@ -1,0 +1,87 @@
+"""The ledger's hot-path SQL, built once and executed with parameter dicts.
+
+A statement object that never changes keeps its cache key and compiled form, so a call only binds values.
+Rebuilding `insert(...).values(...)` or an ORM `update(...).returning(Directive)` on every call spent about half
+of a worker's CPU on statement construction and cache-key walks (bench/, benchmark 1).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Insert, Row, Table, Update, bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+from sqlmodel.sql.expression import Select
+
+from fleetprompt.models.ledger import Directive, DirectiveStatus, Signal
+
+SIGNALS: Table = Signal.__table__  # type: ignore[attr-defined]
+DIRECTIVES: Table = Directive.__table__  # type: ignore[attr-defined]
+S = DirectiveStatus
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def dialect_of(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+@cache
+def insert_signal(dialect: str) -> Insert:
+    """INSERT a signal unless its dedupe key exists; returns its id only when inserted."""
+    return _insert(dialect)(SIGNALS).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(SIGNALS.c.id)
+
+
+@cache
+def insert_directive(dialect: str) -> Insert:
+    """INSERT a directive unless its idempotency key exists; returns its id only when inserted."""
+    statement = _insert(dialect)(DIRECTIVES).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return statement.returning(DIRECTIVES.c.id)
+
+
+@cache
+def claim_directive() -> Update:
+    """requested and due -> running, next attempt, with a lease (params: b_id, b_now, b_lease)."""
+    d = DIRECTIVES.c
+    return (
+        update(DIRECTIVES)
+        .where(d.id == bindparam("b_id"), d.status == S.requested.value)
+        .where(d.scheduled_at <= bindparam("b_now"))
+        .values(
+            status=S.running.value,
+            attempt=d.attempt + 1,
+            lease_expires_at=bindparam("b_lease"),
+            started_at=bindparam("b_now"),
+            updated_at=bindparam("b_now"),
+        )
+        .returning(*DIRECTIVES.c)
+    )
+
+
+@cache
+def update_fenced() -> Update:
+    """Change a running directive only while it is still this claim (params: b_id, b_attempt, b_run; the columns to
+    set are the other parameters)."""
+    d = DIRECTIVES.c
+    return (
+        update(DIRECTIVES)
+        .where(d.id == bindparam("b_id"), d.status == S.running.value)
+        .where(d.attempt == bindparam("b_attempt"), d.run_number == bindparam("b_run"))
+        .returning(*DIRECTIVES.c)
+    )
+
+
+@cache
+def same_request() -> Select[tuple[Directive]]:
+    """Directives with these arguments from this requester (params: b_hash, b_actor)."""
+    return select(Directive).where(
+        Directive.args_hash == bindparam("b_hash"), Directive.requested_by == bindparam("b_actor")
+    )
+
+
+def directive_from(row: Row[Any] | None) -> Directive | None:
+    return None if row is None else Directive(**row._mapping)
