@@ -76,8 +76,14 @@ class Leadership:
 
     def release(self) -> None:
         if self._connection is not None:
-            # A pooled connection outlives close(); end the session itself so the lock goes with it.
+            # Unlock first: a closed session's locks go only once its backend has exited, which lags the close.
+            # A pooled connection outlives close(); end the session itself too, so nothing can keep the lock.
             try:
+                try:
+                    self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                    self._connection.commit()
+                except Exception:
+                    log.warning("could not unlock the sweeper's advisory lock; ending its session instead")
                 self._connection.invalidate()
                 self._connection.close()
             finally:
