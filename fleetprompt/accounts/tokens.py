@@ -7,9 +7,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import select
+from sqlalchemy import bindparam, update
+from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
 from fleetprompt.accounts.context import OrgRef
 from fleetprompt.accounts.organizations import get_organization
@@ -81,31 +84,45 @@ def authenticate_token(db: Database, token: str | None, now: datetime | None = N
     if not token.startswith(TOKEN_PREFIX) or len(token) < 20 or len(token) > 200:
         raise InvalidToken("malformed API token (expected fp_...)")
     now = now or utcnow()
-    with db.reading() as session:  # token, organization and membership in one round trip
-        row = session.exec(
-            select(ApiToken, Organization, Membership)
-            .join(Organization, Organization.id == ApiToken.org_id)
-            .join(
-                Membership,
-                (Membership.org_id == ApiToken.org_id) & (Membership.user_id == ApiToken.user_id),
-                isouter=True,
-            )
-            .where(ApiToken.token_hash == hash_token(token))
-        ).first()
-    if row is None:
+    rows = db.read_rows(_token_query(), {"b_hash": hash_token(token)})
+    if not rows:
         raise InvalidToken("unknown API token")
-    api_token, org, membership = row
-    if api_token.revoked_at is not None:
+    found = rows[0]
+    if found.revoked_at is not None:
         raise InvalidToken("API token has been revoked")
-    if api_token.expires_at is not None and api_token.expires_at <= now:
+    if found.expires_at is not None and found.expires_at <= now:
         raise InvalidToken("API token has expired")
-    active = membership is not None and membership.status == MembershipStatus.active.value
-    role = Role(membership.role) if active and membership is not None else None
-    if role is None:
+    if found.role is None or found.status != MembershipStatus.active.value:
         raise InvalidToken("the token's user is no longer an active member of its organization")
-    if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_GRANULARITY:
+    if found.last_used_at is None or now - found.last_used_at >= LAST_USED_GRANULARITY:
         with db.transaction() as session:
-            session.exec(update(ApiToken).where(ApiToken.id == api_token.id).values(last_used_at=now))
+            session.exec(update(ApiToken).where(col(ApiToken.id) == found.id).values(last_used_at=now))
     return TokenIdentity(
-        token_id=api_token.id, org=OrgRef(id=org.id, slug=org.slug, tier=org.tier), user_id=api_token.user_id, role=role
+        token_id=found.id,
+        org=OrgRef(id=found.org_id, slug=found.slug, tier=found.tier),
+        user_id=found.user_id,
+        role=Role(found.role),
+    )
+
+
+@cache
+def _token_query() -> Select[Any]:
+    """Token, organization and membership in one statement, built once: it runs on every MCP request."""
+    membership = (Membership.org_id == ApiToken.org_id) & (Membership.user_id == ApiToken.user_id)
+    return (
+        select(
+            ApiToken.id,
+            ApiToken.org_id,
+            ApiToken.user_id,
+            ApiToken.last_used_at,
+            ApiToken.expires_at,
+            ApiToken.revoked_at,
+            Organization.slug,
+            Organization.tier,
+            Membership.role,
+            Membership.status,
+        )
+        .join(Organization, col(Organization.id) == ApiToken.org_id)
+        .join(Membership, membership, isouter=True)
+        .where(ApiToken.token_hash == bindparam("b_hash"))
     )

@@ -167,7 +167,9 @@ class ThreadList(BaseModel):
     output=ThreadList,
 )
 def forum_list_threads(ctx: ToolContext, args: ThreadListInput) -> ThreadList:
-    query = select(ForumThread)
+    published = (ForumPost.thread_id == ForumThread.id) & (ForumPost.status == PostStatus.published.value)
+    posts = select(func.count()).where(published).correlate(ForumThread).scalar_subquery()
+    query = select(ForumThread, posts)  # threads and their post counts in one statement
     if args.category_id is not None:
         query = query.where(ForumThread.category_id == args.category_id)
     if args.status is not None:
@@ -181,13 +183,12 @@ def forum_list_threads(ctx: ToolContext, args: ThreadListInput) -> ThreadList:
     with ctx.reading() as session:
         if args.category_id is not None:
             fetch(session, ForumCategory, args.category_id, "forum category")
-        threads = list(session.exec(query).all())
-        next_cursor = None
-        if len(threads) > args.limit:
-            threads = threads[: args.limit]
-            next_cursor = encode_cursor(threads[-1].created_at, threads[-1].id)
-        counts = _post_counts(session, [t.id for t in threads])
-    return ThreadList(items=[_thread_view(t, counts.get(t.id, 0)) for t in threads], next_cursor=next_cursor)
+        rows = list(session.exec(query).all())
+    next_cursor = None
+    if len(rows) > args.limit:
+        rows = rows[: args.limit]
+        next_cursor = encode_cursor(rows[-1][0].created_at, rows[-1][0].id)
+    return ThreadList(items=[_thread_view(thread, count) for thread, count in rows], next_cursor=next_cursor)
 
 
 class ThreadGetInput(ToolInput):
