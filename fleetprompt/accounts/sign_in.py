@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import delete, func, text
-from sqlmodel import select
+from sqlalchemy import bindparam, delete, func, text
+from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
 from fleetprompt.accounts.context import OrgRef
 from fleetprompt.accounts.passwords import verify_password
@@ -58,14 +61,35 @@ def memberships_of(db: Database, user_id: uuid.UUID) -> list[tuple[OrgRef, Role]
 
 def session_person(db: Database, user_id: uuid.UUID, org_slug: str) -> SignedIn | None:
     """The signed-in person as they are now (a removed or disabled membership ends the session)."""
-    with db.reading() as session:
-        user = session.get(User, user_id)
-    if user is None:
+    rows = db.read_rows(_session_person_query(), {"b_user": user_id, "b_slug": org_slug})
+    if not rows:
         return None
-    for org, role in memberships_of(db, user_id):
-        if org.slug == org_slug:
-            return SignedIn(user_id=user.id, email=user.email, name=user.name, org=org, role=role)
-    return None
+    found = rows[0]
+    org = OrgRef(id=found.org_id, slug=found.slug, tier=found.tier)
+    return SignedIn(user_id=found.id, email=found.email, name=found.name, org=org, role=Role(found.role))
+
+
+@cache
+def _session_person_query() -> Select[Any]:
+    """User, organization and active membership in one statement, built once: it runs on every signed-in request."""
+    return (
+        select(
+            User.id,
+            User.email,
+            User.name,
+            Organization.id.label("org_id"),
+            Organization.slug,
+            Organization.tier,
+            Membership.role,
+        )
+        .join(Membership, col(Membership.user_id) == User.id)
+        .join(Organization, col(Organization.id) == Membership.org_id)
+        .where(
+            User.id == bindparam("b_user"),
+            Organization.slug == bindparam("b_slug"),
+            Membership.status == MembershipStatus.active.value,
+        )
+    )
 
 
 def sign_in(

@@ -111,32 +111,23 @@ async def chat_turn(
     if not isinstance(adapter.run_input, SubmitMessage):
         return error_response(400, "regenerating a message is not supported; send it again as a new message")
     conversation_id = adapter.run_input.id
-    owner = person_request.actor.user_id
     store = ConversationStore(service.ledger.db, person_request.org.slug)
     decisions = adapter.client_decisions()
     prompt = adapter.new_prompt()
-    try:
-        await run_in_threadpool(store.visible, owner, conversation_id)  # someone else's is not found
-    except FleetPromptError as exc:
-        return error_response(STATUS_CODES.get(exc.code, 400), exc.message)
     if decisions and prompt is not None:
         return error_response(400, "answer the pending approval first, then send your next message")
     if not decisions and prompt is None:
         return error_response(400, "send a message: the request carries no new user text and no approval answer")
     turn_id = uuid.uuid4().hex
-    if not await run_in_threadpool(store.begin_turn, owner, conversation_id, turn_id):
-        return error_response(409, "a reply is still being written in this conversation; wait for it, then send")
-    try:
+    try:  # one trip to a thread: claim the conversation (someone else's is not found), then prepare the turn
         prepared = await run_in_threadpool(
-            _prepare_turn, service.ledger, person_request, agent_request, admin, store, conversation_id, turn_id,
+            _open_turn, service.ledger, person_request, agent_request, admin, store, conversation_id, turn_id,
             decisions, prompt,
         )  # fmt: skip
     except FleetPromptError as exc:
-        await run_in_threadpool(store.end_turn, conversation_id, turn_id)
         return error_response(STATUS_CODES.get(exc.code, 400), exc.message)
-    except BaseException:
-        await run_in_threadpool(store.end_turn, conversation_id, turn_id)
-        raise
+    if prepared is None:
+        return error_response(409, "a reply is still being written in this conversation; wait for it, then send")
     history, deferred, cause_message, decided = prepared
     turn_request = RequestContext(
         org=agent_request.org,
@@ -162,6 +153,30 @@ async def chat_turn(
         on_complete=turn.completed,
     )
     return adapter.streaming_response(turn.relay(stream))
+
+
+def _open_turn(
+    ledger: Ledger,
+    person_request: RequestContext,
+    agent_request: RequestContext,
+    admin: bool,
+    store: ConversationStore,
+    conversation_id: str,
+    turn_id: str,
+    decisions: dict[str, bool | ToolDenied],
+    prompt: str | None,
+) -> tuple[list[Any], DeferredToolResults | None, uuid.UUID | None, list[uuid.UUID]] | None:
+    """Claim the conversation for this turn and prepare it; None while another turn holds it. A turn that cannot
+    be prepared gives its claim back."""
+    if not store.begin_turn(person_request.actor.user_id, conversation_id, turn_id):
+        return None
+    try:
+        return _prepare_turn(
+            ledger, person_request, agent_request, admin, store, conversation_id, turn_id, decisions, prompt
+        )
+    except BaseException:
+        store.end_turn(conversation_id, turn_id)
+        raise
 
 
 def _prepare_turn(
