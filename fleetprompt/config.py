@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("FLEETPROMPT_OPENAI_API_KEY", "OPENROUTER_API_KEY", "openai_api_key"),
     )
+    # PostgreSQL connections each process keeps open (more are opened under bursts, then closed): size it to the
+    # requests a server handles at once, since opening a connection costs more than most queries.
+    db_pool_size: int = Field(default=20, ge=1, le=500)
     # Runner tuning: a lease must outlive the slowest handler; the sweeper reclaims expired ones.
     lease_seconds: float = Field(default=300.0, gt=0)
     sweep_interval: float = Field(default=5.0, gt=0)

@@ -78,7 +78,11 @@ class Database:
             # No pre-ping: it costs a round trip on every checkout (several per tool call). A connection the server
             # dropped fails its one statement, and SQLAlchemy then discards the whole pool; recycling bounds age.
             self.engine = create_engine(
-                self.url, pool_size=10, max_overflow=20, pool_recycle=1800, hide_parameters=True
+                self.url,
+                pool_size=settings.db_pool_size,
+                max_overflow=20,
+                pool_recycle=1800,
+                hide_parameters=True,
             )
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
