@@ -26,8 +26,8 @@ run: $(VENV)/.installed-run
 	exec $(VENV)/bin/fleetprompt serve --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check fleetprompt tests
-	$(VENV)/bin/ruff format --check fleetprompt tests
+	$(VENV)/bin/ruff check fleetprompt tests bench
+	$(VENV)/bin/ruff format --check fleetprompt tests bench
 
 test: $(VENV)/.installed-test lint
 	$(PY) tests/support/postgres.py -- $(PY) -m pytest $(PYTEST_ARGS)

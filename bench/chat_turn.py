@@ -130,7 +130,7 @@ def raw_turns(database_url: str, data_dir: Path, member: world.Member, count: in
     def deps() -> ChatDeps:
         """The conversation and the turn exist before the clock starts: that part is the endpoint's work."""
         conversation, turn = uuid.uuid4().hex, uuid.uuid4().hex
-        store.open(member.user_id, conversation)
+        store.begin_turn(member.user_id, conversation, turn)
         message = store.start_turn(conversation, turn, PROMPT)
         request = member.ctx(kind="agent", via="chat")
         return ChatDeps(
