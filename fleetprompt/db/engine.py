@@ -130,9 +130,12 @@ class Database:
 
     @contextmanager
     def reading(self, slug: str | None = None) -> Iterator[Session]:
-        """A read-only transaction: one consistent snapshot, and on SQLite no write lock."""
+        """Reads only. SQLite: a read transaction, one consistent snapshot without the write lock. PostgreSQL:
+        autocommit, so each statement sees what was committed when it began (what READ COMMITTED gives inside a
+        transaction too) without the BEGIN and COMMIT round trips."""
         engine = self.engine if slug is None else self.tenant_engine(slug)
-        with Session(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False) as session, session.begin():
+        options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {READ_ONLY: True}
+        with Session(engine.execution_options(**options), expire_on_commit=False) as session, session.begin():
             yield session
 
     def read_rows(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row[Any]]:
