@@ -166,47 +166,30 @@ def _open_turn(
     decisions: dict[str, bool | ToolDenied],
     prompt: str | None,
 ) -> tuple[list[Any], DeferredToolResults | None, uuid.UUID | None, list[uuid.UUID]] | None:
-    """Claim the conversation for this turn and prepare it; None while another turn holds it. A turn that cannot
-    be prepared gives its claim back."""
+    """Claim the conversation (None while another turn holds it), then apply the person's answers, or record the
+    new prompt (closing pending calls first). Returns the history to run on, the deferred results, the causing
+    message and the decided directives. A turn that cannot be prepared gives its claim back."""
     if not store.begin_turn(person_request.actor.user_id, conversation_id, turn_id):
         return None
     try:
-        return _prepare_turn(
-            ledger, person_request, agent_request, admin, store, conversation_id, turn_id, decisions, prompt
-        )
+        history = store.history(conversation_id)
+        waiting = {call.tool_call_id for call in pending_calls(history)}
+        if decisions:
+            if waiting - set(decisions) and not set(decisions) - waiting:
+                raise InvalidInput("answer every pending approval of this conversation in one request")
+            answers = decide(ledger, person_request, admin, store, conversation_id, decisions, waiting)
+            answered = [store.tool_call(conversation_id, call_id) for call_id in answers]
+            decided = [row.directive_id for row in answered if row is not None and row.directive_id is not None]
+            cause = answered[0].message_id if answered and answered[0] else None
+            return history, DeferredToolResults(approvals=answers), cause, decided
+        assert prompt is not None
+        if waiting:
+            close_pending(ledger, agent_request, store, conversation_id, turn_id)
+            history = store.history(conversation_id)
+        return history, None, store.start_turn(conversation_id, turn_id, prompt), []
     except BaseException:
         store.end_turn(conversation_id, turn_id)
         raise
-
-
-def _prepare_turn(
-    ledger: Ledger,
-    person_request: RequestContext,
-    agent_request: RequestContext,
-    admin: bool,
-    store: ConversationStore,
-    conversation_id: str,
-    turn_id: str,
-    decisions: dict[str, bool | ToolDenied],
-    prompt: str | None,
-) -> tuple[list[Any], DeferredToolResults | None, uuid.UUID | None, list[uuid.UUID]]:
-    """With the conversation claimed: apply the person's answers, or record the new prompt (closing pending calls
-    first). Returns the history to run on, the deferred results, the causing message and the decided directives."""
-    history = store.history(conversation_id)
-    waiting = {call.tool_call_id for call in pending_calls(history)}
-    if decisions:
-        if waiting - set(decisions) and not set(decisions) - waiting:
-            raise InvalidInput("answer every pending approval of this conversation in one request")
-        answers = decide(ledger, person_request, admin, store, conversation_id, decisions, waiting)
-        answered = [store.tool_call(conversation_id, call_id) for call_id in answers]
-        decided = [row.directive_id for row in answered if row is not None and row.directive_id is not None]
-        cause = answered[0].message_id if answered and answered[0] else None
-        return history, DeferredToolResults(approvals=answers), cause, decided
-    assert prompt is not None
-    if waiting:
-        close_pending(ledger, agent_request, store, conversation_id, turn_id)
-        history = store.history(conversation_id)
-    return history, None, store.start_turn(conversation_id, turn_id, prompt), []
 
 
 @dataclass
