@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from bench import common
 from fleetprompt.models.base import uuid7
 
 INSERT_DIRECTIVE = """
@@ -121,9 +121,7 @@ def run_ceiling(
     }
     # FleetPrompt emits requested (file), started (claim), then the domain signals and succeeded (execute).
     domain_signals = max(signals_per_directive - 3, 0)
-    barrier = threading.Barrier(callers + 1)
     latencies: list[list[float]] = [[] for _ in range(callers)]
-    errors: list[BaseException] = []
     run_tag = uuid7().hex[:12]
 
     def one_caller(index: int) -> None:
@@ -149,59 +147,46 @@ def run_ceiling(
                 meta={},
             )
 
-        try:
-            barrier.wait()
-            for n in range(index, count, callers):
-                started = time.perf_counter()
-                directive, corr = uuid7(), uuid7().hex
-                conn.execute(target.begin)
-                execute(
-                    "directive",
-                    id=directive,
-                    payload={"thread_id": str(thread_id), "content": f"ceiling {run_tag} {n}"},
-                    key=f"ceiling:{run_tag}:{n}",
-                    hash=f"{n:064d}",
-                    now=datetime.now(UTC),
-                    actor=actor,
-                    thread=str(thread_id),
-                    corr=corr,
-                )
-                signal("directive.requested", directive, corr, ":r1")
-                conn.execute("COMMIT")
-                conn.execute(target.begin)
-                now = datetime.now(UTC)
-                execute("claim", id=directive, now=now, lease=now + timedelta(seconds=300))
-                signal("directive.started", directive, corr, ":r1:a1")
-                conn.execute("COMMIT")
-                conn.execute(target.begin)
-                post = uuid7()
-                execute(
-                    "post",
-                    id=post,
-                    thread=thread_id,
-                    content=f"ceiling {run_tag} {n}",
-                    actor=actor,
-                    directive=directive,
-                    meta={"via": "bench", "directive_id": str(directive)},
-                    now=datetime.now(UTC),
-                )
-                for k in range(domain_signals):
-                    signal("forum.post.created", directive, corr, f":{post}:{k}")
-                execute("succeed", id=directive, now=datetime.now(UTC), result={"post_id": str(post)})
-                signal("directive.succeeded", directive, corr, ":r1")
-                conn.execute("COMMIT")
-                latencies[index].append(time.perf_counter() - started)
-        except BaseException as exc:
-            errors.append(exc)
+        for n in range(index, count, callers):
+            started = time.perf_counter()
+            directive, corr = uuid7(), uuid7().hex
+            conn.execute(target.begin)
+            execute(
+                "directive",
+                id=directive,
+                payload={"thread_id": str(thread_id), "content": f"ceiling {run_tag} {n}"},
+                key=f"ceiling:{run_tag}:{n}",
+                hash=f"{n:064d}",
+                now=datetime.now(UTC),
+                actor=actor,
+                thread=str(thread_id),
+                corr=corr,
+            )
+            signal("directive.requested", directive, corr, ":r1")
+            conn.execute("COMMIT")
+            conn.execute(target.begin)
+            now = datetime.now(UTC)
+            execute("claim", id=directive, now=now, lease=now + timedelta(seconds=300))
+            signal("directive.started", directive, corr, ":r1:a1")
+            conn.execute("COMMIT")
+            conn.execute(target.begin)
+            post = uuid7()
+            execute(
+                "post",
+                id=post,
+                thread=thread_id,
+                content=f"ceiling {run_tag} {n}",
+                actor=actor,
+                directive=directive,
+                meta={"via": "bench", "directive_id": str(directive)},
+                now=datetime.now(UTC),
+            )
+            for k in range(domain_signals):
+                signal("forum.post.created", directive, corr, f":{post}:{k}")
+            execute("succeed", id=directive, now=datetime.now(UTC), result={"post_id": str(post)})
+            signal("directive.succeeded", directive, corr, ":r1")
+            conn.execute("COMMIT")
+            latencies[index].append(time.perf_counter() - started)
 
-    threads = [threading.Thread(target=one_caller, args=(i,), name=f"ceiling-{i}") for i in range(callers)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    if errors:
-        raise errors[0]
+    seconds = common.run_callers(callers, one_caller, "ceiling")
     return CeilingRun(seconds, [x for per_caller in latencies for x in per_caller])

@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -273,6 +274,32 @@ class CpuMeter:
         if self.database:
             now = {pid: cpu_seconds(pid) for pid in postgres_backends(self.database)}
             self.used["postgres"] = sum(cpu - self.backends.get(pid, 0.0) for pid, cpu in now.items())
+
+
+def run_callers(count: int, caller: Callable[[int], None], name: str) -> float:
+    """`count` threads each run `caller(index)`, released together; returns the seconds until the last one ends.
+    The first error any of them raised is raised here."""
+    barrier = threading.Barrier(count + 1)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            caller(index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"{name}-{i}") for i in range(count)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return seconds
 
 
 def free_port() -> int:

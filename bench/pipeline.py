@@ -8,7 +8,6 @@ throughput is filed -> all succeeded, latency comes from the directive rows (cre
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -53,31 +52,16 @@ class BackendResult:
 
 def file_replies(platform: Platform, member: world.Member, thread: uuid.UUID, count: int, tag: str) -> float:
     """CALLERS threads file `count` replies through the tool API; returns the seconds filing took."""
-    barrier = threading.Barrier(CALLERS + 1)
-    errors: list[BaseException] = []
+    ctx = member.ctx(kind="agent")
 
     def caller(index: int) -> None:
-        ctx = member.ctx(kind="agent")
-        try:
-            barrier.wait()
-            for n in range(index, count, CALLERS):
-                receipt = call_tool(
-                    platform.ledger, ctx, "forum_reply", {"thread_id": str(thread), "content": f"reply {tag} {n}"}
-                )
-                assert isinstance(receipt, DirectiveReceipt) and receipt.created, receipt
-        except BaseException as exc:
-            errors.append(exc)
+        for n in range(index, count, CALLERS):
+            receipt = call_tool(
+                platform.ledger, ctx, "forum_reply", {"thread_id": str(thread), "content": f"reply {tag} {n}"}
+            )
+            assert isinstance(receipt, DirectiveReceipt) and receipt.created, receipt
 
-    threads = [threading.Thread(target=caller, args=(i,), name=f"caller-{i}") for i in range(CALLERS)]
-    for thread_ in threads:
-        thread_.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread_ in threads:
-        thread_.join()
-    if errors:
-        raise errors[0]
-    return time.perf_counter() - started
+    return common.run_callers(CALLERS, caller, "caller")
 
 
 def wait_all_succeeded(platform: Platform, expected: int, workers: list[Child], timeout: float = 600) -> None:

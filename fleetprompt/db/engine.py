@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Executable, Row, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -84,7 +85,12 @@ class Database:
                 pool_recycle=1800,
                 hide_parameters=True,
             )
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Reads on PostgreSQL run in autocommit: each statement sees what was committed when it began (what READ
+        # COMMITTED gives inside a transaction too) without BEGIN and COMMIT round trips. SQLite: a read transaction,
+        # one consistent snapshot that takes no write lock.
+        self._read_options: dict[str, Any] = (
+            {"isolation_level": "AUTOCOMMIT"} if self.dialect == "postgresql" else {READ_ONLY: True}
+        )
 
     @property
     def is_postgres(self) -> bool:
@@ -130,24 +136,18 @@ class Database:
 
     @contextmanager
     def reading(self, slug: str | None = None) -> Iterator[Session]:
-        """Reads only. SQLite: a read transaction, one consistent snapshot without the write lock. PostgreSQL:
-        autocommit, so each statement sees what was committed when it began (what READ COMMITTED gives inside a
-        transaction too) without the BEGIN and COMMIT round trips."""
+        """Reads only: autocommit on PostgreSQL, a snapshot without the write lock on SQLite (see _read_options)."""
         engine = self.engine if slug is None else self.tenant_engine(slug)
-        options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {READ_ONLY: True}
-        with Session(engine.execution_options(**options), expire_on_commit=False) as session, session.begin():
+        with (
+            Session(engine.execution_options(**self._read_options), expire_on_commit=False) as session,
+            session.begin(),
+        ):
             yield session
 
     def read_rows(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row[Any]]:
-        """The rows of one SELECT on the shared tables, for lookups on every request (token, role, organization).
-
-        On PostgreSQL it runs in autocommit: one statement is its own snapshot, and it saves the BEGIN and COMMIT
-        round trips of a transaction. On SQLite it is a read-only transaction (no write lock).
-        """
-        if self.is_postgres:
-            with self._autocommit.connect() as connection:
-                return connection.execute(statement, params).all()
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as connection, connection.begin():
+        """The rows of one SELECT on the shared tables, read like `reading()` but without an ORM session: for the
+        lookups made on every request (token, role, organization)."""
+        with self.engine.connect().execution_options(**self._read_options) as connection, connection.begin():
             return connection.execute(statement, params).all()
 
     def forget_tenant(self, slug: str) -> None:
@@ -165,10 +165,15 @@ class Database:
         self.engine.dispose()
 
 
+def dialect_name(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def insert_for(dialect: str) -> Any:
+    """The dialect's `insert` (the one with on_conflict_do_nothing)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 def dialect_insert(session: Session) -> Any:
-    """The dialect's `insert` (with on_conflict_do_nothing) for the session's backend."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    """The dialect's `insert` for the session's backend."""
+    return insert_for(dialect_name(session))

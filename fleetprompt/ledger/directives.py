@@ -23,7 +23,7 @@ from fleetprompt.accounts.context import Actor, ActorKind, OrgRef, RequestContex
 from fleetprompt.accounts.organizations import get_organization
 from fleetprompt.accounts.users import organization_and_role, role_of
 from fleetprompt.config import Settings
-from fleetprompt.db.engine import Database, on_commit
+from fleetprompt.db.engine import Database, dialect_name, on_commit
 from fleetprompt.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -281,7 +281,7 @@ class DirectiveLedger:
                 "created_at": now,
                 "updated_at": now,
             }
-            inserted = session.connection().execute(statements.insert_directive(statements.dialect_of(session)), values)
+            inserted = session.connection().execute(statements.insert_directive(dialect_name(session)), values)
             if inserted.first() is None:
                 existing = session.exec(select(Directive).where(Directive.idempotency_key == key)).one()
                 return Filed(self._same_request(existing, name, digest, ctx.actor), created=False)

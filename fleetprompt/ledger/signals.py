@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from fleetprompt.db.engine import dialect_insert, on_commit
+from fleetprompt.db.engine import dialect_insert, dialect_name, on_commit
 from fleetprompt.errors import Conflict, InvalidInput
 from fleetprompt.ledger import statements
 from fleetprompt.ledger.pagination import clamp_limit, decode_cursor, encode_cursor
@@ -129,7 +129,7 @@ def emit(
         "causation_id": draft.causation_id,
         "metadata": metadata,
     }
-    inserted = session.connection().execute(statements.insert_signal(statements.dialect_of(session)), values)
+    inserted = session.connection().execute(statements.insert_signal(dialect_name(session)), values)
     if inserted.first() is None:
         existing = session.exec(select(Signal).where(Signal.dedupe_key == values["dedupe_key"])).one()
         if existing.name != draft.name or existing.payload != payload:

@@ -11,10 +11,10 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, Row, Table, Update, bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import select
 from sqlmodel.sql.expression import Select
 
+from fleetprompt.db.engine import insert_for
 from fleetprompt.models.ledger import Directive, DirectiveStatus, Signal
 
 SIGNALS: Table = Signal.__table__  # type: ignore[attr-defined]
@@ -22,24 +22,16 @@ DIRECTIVES: Table = Directive.__table__  # type: ignore[attr-defined]
 S = DirectiveStatus
 
 
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-def dialect_of(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 @cache
 def insert_signal(dialect: str) -> Insert:
     """INSERT a signal unless its dedupe key exists; returns its id only when inserted."""
-    return _insert(dialect)(SIGNALS).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(SIGNALS.c.id)
+    return insert_for(dialect)(SIGNALS).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(SIGNALS.c.id)
 
 
 @cache
 def insert_directive(dialect: str) -> Insert:
     """INSERT a directive unless its idempotency key exists; returns its id only when inserted."""
-    statement = _insert(dialect)(DIRECTIVES).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    statement = insert_for(dialect)(DIRECTIVES).on_conflict_do_nothing(index_elements=["idempotency_key"])
     return statement.returning(DIRECTIVES.c.id)
 
 
