@@ -318,9 +318,10 @@ class DirectiveLedger:
         once it has finished, asking again is a new directive (so lock -> unlock -> lock locks)."""
         scope = hashlib.sha256(f"{digest}:{actor.id}".encode()).hexdigest()[:32]
         prefix = f"auto:{directive_type.name}:{scope}:"
-        same_request = session.exec(statements.same_request(), params={"b_hash": digest, "b_actor": actor.id}).all()
+        params = {"b_hash": digest, "b_actor": actor.id}
+        same_request = session.connection().execute(statements.same_request(), params).all()
         rows = [row for row in same_request if row.idempotency_key.startswith(prefix)]
-        pending = next((row for row in rows if row.status in PENDING), None)
+        pending = statements.directive_from(next((row for row in rows if row.status in PENDING), None))
         if pending is not None and not (directive_type.sets_state and self._superseded(session, pending)):
             return pending
         return f"{prefix}{len(rows)}"

@@ -68,11 +68,10 @@ def update_fenced() -> Update:
 
 
 @cache
-def same_request() -> Select[tuple[Directive]]:
-    """Directives with these arguments from this requester (params: b_hash, b_actor)."""
-    return select(Directive).where(
-        Directive.args_hash == bindparam("b_hash"), Directive.requested_by == bindparam("b_actor")
-    )
+def same_request() -> Select[Any]:
+    """Directives with these arguments from this requester, as rows (params: b_hash, b_actor)."""
+    d = DIRECTIVES.c
+    return select(*DIRECTIVES.c).where(d.args_hash == bindparam("b_hash"), d.requested_by == bindparam("b_actor"))
 
 
 def directive_from(row: Row[Any] | None) -> Directive | None:

@@ -5,16 +5,19 @@ a row it created is found again by its directive id, and a state already reached
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Insert, bindparam, insert
 from sqlmodel import select
+from sqlmodel.sql.expression import Select
 
 from fleetprompt.db.rows import fetch, insert_unique
 from fleetprompt.errors import InvalidState
 from fleetprompt.ledger.execution import DirectiveRun
 from fleetprompt.ledger.registry import directive_types
 from fleetprompt.ledger.types import forum as types
-from fleetprompt.models.base import utcnow
+from fleetprompt.models.base import utcnow, uuid7
 from fleetprompt.models.forum import AuthorType, CategoryStatus, ForumCategory, ForumPost, ForumThread, PostStatus
 from fleetprompt.models.tenancy import Role
 
@@ -98,33 +101,53 @@ def create_thread(run: DirectiveRun) -> dict[str, Any]:
     return {"thread_id": str(thread.id), "post_id": str(first), "status": thread.status}
 
 
-def _new_post(run: DirectiveRun, thread_id: uuid.UUID, content: str) -> ForumPost:
+@cache
+def _insert_post() -> Insert:
+    """Replies are the hot path: a prebuilt INSERT binds a dict, where an ORM add and flush cost twice the CPU."""
+    return insert(ForumPost.__table__)  # type: ignore[attr-defined]
+
+
+@cache
+def _post_of_directive() -> Select[tuple[uuid.UUID, uuid.UUID, str]]:
+    return select(ForumPost.id, ForumPost.thread_id, ForumPost.status).where(
+        ForumPost.created_by_directive == bindparam("b_directive")
+    )
+
+
+def _new_post(run: DirectiveRun, thread_id: uuid.UUID, content: str) -> uuid.UUID:
     """A post by the requester. Its fact carries ids and sizes, never the text: moderators may hide the text
     later, and signals are immutable."""
     author_type, author_id = _author(run)
-    post = ForumPost(
-        thread_id=thread_id,
-        content=content,
-        author_type=author_type,
-        author_id=author_id,
-        created_by_directive=run.directive.id,
-        meta=_source(run),
+    post_id, now = uuid7(), utcnow()
+    run.session.connection().execute(
+        _insert_post(),
+        {
+            "id": post_id,
+            "thread_id": thread_id,
+            "content": content,
+            "status": PostStatus.published.value,
+            "author_type": author_type,
+            "author_id": author_id,
+            "created_by_directive": run.directive.id,
+            "metadata": _source(run),
+            "created_at": now,
+            "updated_at": now,
+            "edited_at": None,
+        },
     )
-    run.session.add(post)
-    run.session.flush()
     run.emit(
         "forum.post.created",
         {
-            "post_id": str(post.id),
-            "thread_id": str(post.thread_id),
-            "author_type": post.author_type,
-            "author_id": post.author_id,
-            "length": len(post.content),
+            "post_id": str(post_id),
+            "thread_id": str(thread_id),
+            "author_type": author_type,
+            "author_id": author_id,
+            "length": len(content),
         },
-        subject=("forum.post", str(post.id)),
-        dedupe_key=f"forum.post.created:{post.id}",
+        subject=("forum.post", str(post_id)),
+        dedupe_key=f"forum.post.created:{post_id}",
     )
-    return post
+    return post_id
 
 
 def _set_thread_status(run: DirectiveRun, status: str, event: str) -> dict[str, Any]:
@@ -155,11 +178,12 @@ def unlock_thread(run: DirectiveRun) -> dict[str, Any]:
 def create_post(run: DirectiveRun) -> dict[str, Any]:
     p = run.payload
     assert isinstance(p, types.PostCreate)
-    post = run.session.exec(select(ForumPost).where(ForumPost.created_by_directive == run.directive.id)).first()
-    if post is None:
-        thread = types.open_thread(run.session, p.thread_id, lock=True)
-        post = _new_post(run, thread.id, p.content)
-    return {"post_id": str(post.id), "thread_id": str(post.thread_id), "status": post.status}
+    found = run.session.connection().execute(_post_of_directive(), {"b_directive": run.directive.id}).first()
+    if found is not None:
+        return {"post_id": str(found.id), "thread_id": str(found.thread_id), "status": found.status}
+    types.open_thread(run.session, p.thread_id, lock=True)
+    post_id = _new_post(run, p.thread_id, p.content)
+    return {"post_id": str(post_id), "thread_id": str(p.thread_id), "status": PostStatus.published.value}
 
 
 @directive_types.handles("forum.post.edit")
