@@ -285,7 +285,7 @@ class DirectiveLedger:
             if inserted.first() is None:
                 existing = session.exec(select(Directive).where(Directive.idempotency_key == key)).one()
                 return Filed(self._same_request(existing, name, digest, ctx.actor), created=False)
-            directive = Directive(**values)
+            directive = statements.directive_snapshot(values)
             self._signal(session, directive, "requested", ctx.actor, {"idempotency_key": key})
             if directive.status == S.requested.value:
                 self._enqueue_after_commit(session, tenant, directive)
