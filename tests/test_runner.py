@@ -1,4 +1,4 @@
-"""The runner against a real queue (SqliteHuey / PostgresHuey): exclusive claims, fencing, recovery."""
+"""The runner against a real queue (Huey on SQLite or PostgreSQL storage): exclusive claims, fencing, recovery."""
 
 from __future__ import annotations
 
@@ -154,3 +154,24 @@ def test_a_future_directive_runs_when_due_without_the_sweeper(queued_platform: P
         embedded.stop()
     done = platform.ledger.get("acme", directive.id)
     assert done.started_at is not None and done.started_at >= due
+
+
+def test_stopping_work_is_canceling_its_directive_not_revoking_its_task(queued_platform: Platform) -> None:
+    """Huey's revocation is off (it cost a query per task): a canceled directive's task runs and finds nothing."""
+    platform = queued_platform
+    org = make_org(platform, "acme")
+    with pytest.raises(NotImplementedError, match="cancel the directive"):
+        platform.runner.directive_task.revoke()
+    canceled = platform.ledger.file(org.ctx(), "test.effect", {"label": "stop"}).directive
+    kept = platform.ledger.file(org.ctx(), "test.effect", {"label": "go"}).directive
+    platform.ledger.cancel(org.ctx(), canceled.id, "changed my mind")
+    assert platform.runner.huey.pending_count() == 2  # both tasks are queued; only one directive can be claimed
+    embedded = EmbeddedRunner(platform.runner, workers=1)
+    embedded.start()
+    try:
+        wait_for(lambda: platform.ledger.get("acme", kept.id).status == "succeeded")
+        wait_for(lambda: platform.runner.huey.pending_count() == 0)
+    finally:
+        embedded.stop()
+    assert platform.ledger.get("acme", canceled.id).status == "canceled"
+    assert effect_count(platform, "acme", canceled.id) == 0 and effect_count(platform, "acme", kept.id) == 1

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, Executable, Row, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,6 +21,7 @@ from fleetprompt.models.base import TENANT_SCHEMA
 _AFTER_COMMIT = "fleetprompt.after_commit"
 READ_ONLY = "fleetprompt_read_only"
 SQLITE_ENGINE_CACHE = 256
+TENANT_ENGINE_CACHE = 4096  # PostgreSQL: option views of the one pool, cheap to keep
 
 
 def _configure_sqlite(engine: Engine) -> Engine:
@@ -60,6 +61,11 @@ def on_commit(session: Session, callback: Callable[[], None]) -> None:
     callbacks.append(callback)
 
 
+class _TenantEngines(NamedTuple):
+    transactions: Engine
+    reads: Engine
+
+
 class Database:
     """Owns the engines. A tenant is always named by a validated slug, never by caller-supplied SQL."""
 
@@ -68,7 +74,7 @@ class Database:
         self.url = settings.effective_database_url
         self.dialect = make_url(self.url).get_backend_name()
         self._lock = threading.Lock()
-        self._tenant_engines: OrderedDict[str, Engine] = OrderedDict()
+        self._tenant_engines: OrderedDict[str, _TenantEngines] = OrderedDict()
         if self.dialect == "sqlite":
             db_path = Path(make_url(self.url).database or "")
             db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +97,7 @@ class Database:
         self._read_options: dict[str, Any] = (
             {"isolation_level": "AUTOCOMMIT"} if self.dialect == "postgresql" else {READ_ONLY: True}
         )
+        self._read_engine = self.engine.execution_options(**self._read_options)
 
     @property
     def is_postgres(self) -> bool:
@@ -98,25 +105,37 @@ class Database:
 
     def tenant_engine(self, slug: str) -> Engine:
         """The engine whose `tenant` placeholder schema points at this tenant's storage."""
-        if self.is_postgres:
-            return self.engine.execution_options(schema_translate_map={TENANT_SCHEMA: schema_name(slug)})
+        return self._engines(slug)[0]
+
+    def _engines(self, slug: str) -> _TenantEngines:
+        """A tenant's engines for transactions and for reads, built once: building them costs more than a read.
+        On PostgreSQL they share the one pool; on SQLite each tenant file has its own (the least used are closed)."""
         with self._lock:
-            engine = self._tenant_engines.get(slug)
-            if engine is not None:
+            engines = self._tenant_engines.get(slug)
+            if engines is not None:
                 self._tenant_engines.move_to_end(slug)
-                return engine
-        path = sqlite_path(self.settings.tenants_dir, slug)
-        engine = _sqlite_engine(path, create=False).execution_options(schema_translate_map={TENANT_SCHEMA: None})
+                return engines
+        if self.is_postgres:
+            engine = self.engine.execution_options(schema_translate_map={TENANT_SCHEMA: schema_name(slug)})
+        else:
+            path = sqlite_path(self.settings.tenants_dir, slug)
+            engine = _sqlite_engine(path, create=False).execution_options(schema_translate_map={TENANT_SCHEMA: None})
+        engines = _TenantEngines(engine, engine.execution_options(**self._read_options))
+        evicted: list[_TenantEngines] = []
         with self._lock:
             existing = self._tenant_engines.get(slug)
             if existing is not None:
-                engine.engine.dispose()
-                return existing
-            self._tenant_engines[slug] = engine
-            while len(self._tenant_engines) > SQLITE_ENGINE_CACHE:
-                _, evicted = self._tenant_engines.popitem(last=False)
-                evicted.engine.dispose()
-        return engine
+                evicted.append(engines)
+                engines = existing
+            else:
+                self._tenant_engines[slug] = engines
+                limit = SQLITE_ENGINE_CACHE if not self.is_postgres else TENANT_ENGINE_CACHE
+                while len(self._tenant_engines) > limit:
+                    evicted.append(self._tenant_engines.popitem(last=False)[1])
+        if not self.is_postgres:
+            for unused in evicted:
+                unused.transactions.engine.dispose()
+        return engines
 
     def tenant_file_engine(self, slug: str) -> Engine:
         """A SQLite engine that may create the tenant's file (used only when creating the tenant)."""
@@ -137,9 +156,9 @@ class Database:
     @contextmanager
     def reading(self, slug: str | None = None) -> Iterator[Session]:
         """Reads only: autocommit on PostgreSQL, a snapshot without the write lock on SQLite (see _read_options)."""
-        engine = self.engine if slug is None else self.tenant_engine(slug)
+        engine = self._read_engine if slug is None else self._engines(slug).reads
         with (
-            Session(engine.execution_options(**self._read_options), expire_on_commit=False) as session,
+            Session(engine, expire_on_commit=False) as session,
             session.begin(),
         ):
             yield session
@@ -152,16 +171,17 @@ class Database:
 
     def forget_tenant(self, slug: str) -> None:
         with self._lock:
-            engine = self._tenant_engines.pop(slug, None)
-        if engine is not None:
-            engine.engine.dispose()
+            engines = self._tenant_engines.pop(slug, None)
+        if engines is not None and not self.is_postgres:
+            engines.transactions.engine.dispose()
 
     def dispose(self) -> None:
         with self._lock:
             engines = list(self._tenant_engines.values())
             self._tenant_engines.clear()
-        for engine in engines:
-            engine.engine.dispose()
+        if not self.is_postgres:
+            for tenant in engines:
+                tenant.transactions.engine.dispose()
         self.engine.dispose()
 
 

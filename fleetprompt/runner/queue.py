@@ -5,13 +5,27 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from huey import Huey, MemoryHuey, SqliteHuey
-from huey.storage import PostgresStorage
+from huey import Huey
+from huey.storage import MemoryStorage, PostgresStorage, SqliteStorage
 from sqlalchemy.engine import make_url
 
 from fleetprompt.config import Settings
 
 QUEUE_NAME = "fleetprompt"
+
+
+class LedgerHuey(Huey):
+    """Huey without task revocation. Stopping work is the ledger's business (canceling a directive is recorded,
+    role-checked and signalled), and a task whose directive was canceled finds nothing to claim. Huey would
+    otherwise read its revocation keys from storage before every task: a query per task (bench/, benchmark 1)."""
+
+    def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
+        return False
+
+    def _revoking(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("FleetPrompt tasks are not revoked: cancel the directive instead")
+
+    revoke = revoke_all = revoke_by_id = _revoking
 
 
 class PostgresQueueStorage(PostgresStorage):
@@ -67,14 +81,14 @@ def libpq_dsn(sqlalchemy_url: str) -> str:
 
 
 def build_huey(settings: Settings) -> Huey:
-    """memory: immediate, in-process (unit tests). auto: SqliteHuey beside the SQLite files, or Huey on
+    """memory: immediate, in-process (unit tests). auto: Huey's SQLite storage beside the SQLite files, or
     PostgresQueueStorage."""
     if settings.queue == "memory":
-        return MemoryHuey(QUEUE_NAME, immediate=True, results=False)
+        return LedgerHuey(QUEUE_NAME, storage_class=MemoryStorage, immediate=True, results=False)
     if settings.is_postgres:
         # Tables come from `fleetprompt db upgrade` (prepare_queue): concurrent CREATE TABLE IF NOT EXISTS
         # from workers starting together can fail in PostgreSQL.
-        return Huey(
+        return LedgerHuey(
             QUEUE_NAME,
             storage_class=PostgresQueueStorage,
             dsn=libpq_dsn(settings.effective_database_url),
@@ -82,7 +96,8 @@ def build_huey(settings: Settings) -> Huey:
             create_tables=False,
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str((settings.data_dir / "queue.db").resolve()), results=False)
+    queue_file = str((settings.data_dir / "queue.db").resolve())
+    return LedgerHuey(QUEUE_NAME, storage_class=SqliteStorage, filename=queue_file, results=False)
 
 
 def prepare_queue(huey: Huey) -> None:
