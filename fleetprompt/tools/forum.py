@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Literal
+from functools import cache
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, literal_column, or_, union_all
+from sqlalchemy import Uuid, and_, bindparam, func, literal_column, or_, union_all
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from fleetprompt.db.rows import fetch
 from fleetprompt.errors import InvalidInput
 from fleetprompt.ledger.pagination import decode_cursor, encode_cursor
 from fleetprompt.ledger.types import forum as types
+from fleetprompt.models.base import UTCDateTime
 from fleetprompt.models.forum import ForumCategory, ForumPost, ForumThread, PostStatus, ThreadStatus
 from fleetprompt.models.tenancy import Role
 from fleetprompt.tools.context import ToolContext
@@ -179,29 +182,42 @@ class ThreadList(BaseModel):
     output=ThreadList,
 )
 def forum_list_threads(ctx: ToolContext, args: ThreadListInput) -> ThreadList:
-    published = (ForumPost.thread_id == ForumThread.id) & (ForumPost.status == PostStatus.published.value)
-    posts = select(func.count()).where(published).correlate(ForumThread).scalar_subquery()
-    # The columns the list shows, post counts included, in one statement (no ORM objects to build per row).
-    query = select(*THREAD_VIEW_COLUMNS, posts.label("post_count"))
+    params: dict[str, object] = {"b_limit": args.limit + 1}
     if args.category_id is not None:
-        query = query.where(ForumThread.category_id == args.category_id)
+        params["b_category"] = args.category_id
     if args.status is not None:
-        query = query.where(ForumThread.status == args.status.value)
+        params["b_status"] = args.status.value
     if args.cursor:
-        when, last = decode_cursor(args.cursor)
-        query = query.where(
-            or_(ForumThread.created_at < when, and_(ForumThread.created_at == when, col(ForumThread.id) < last))
-        )
-    query = query.order_by(col(ForumThread.created_at).desc(), col(ForumThread.id).desc()).limit(args.limit + 1)
+        params["b_when"], params["b_last"] = decode_cursor(args.cursor)
+    query = _thread_list_query(args.category_id is not None, args.status is not None, bool(args.cursor))
     with ctx.reading() as session:
         if args.category_id is not None:
             fetch(session, ForumCategory, args.category_id, "forum category")
-        rows = list(session.exec(query).all())
+        rows = session.connection().execute(query, params).all()
     next_cursor = None
     if len(rows) > args.limit:
         rows = rows[: args.limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
     return ThreadList(items=[ThreadView(**row._mapping) for row in rows], next_cursor=next_cursor)
+
+
+@cache
+def _thread_list_query(by_category: bool, by_status: bool, after_cursor: bool) -> Select[Any]:
+    """The listed columns, post counts included, in one prebuilt statement per filter combination: the most
+    frequent read of agents polling a forum (bench/, benchmark 2)."""
+    published = (ForumPost.thread_id == ForumThread.id) & (ForumPost.status == PostStatus.published.value)
+    posts = select(func.count()).where(published).correlate(ForumThread).scalar_subquery()
+    query = select(*THREAD_VIEW_COLUMNS, posts.label("post_count"))
+    if by_category:
+        query = query.where(ForumThread.category_id == bindparam("b_category"))
+    if by_status:
+        query = query.where(ForumThread.status == bindparam("b_status"))
+    if after_cursor:
+        when, last = bindparam("b_when", type_=UTCDateTime()), bindparam("b_last", type_=Uuid())
+        query = query.where(
+            or_(ForumThread.created_at < when, and_(ForumThread.created_at == when, col(ForumThread.id) < last))
+        )
+    return query.order_by(col(ForumThread.created_at).desc(), col(ForumThread.id).desc()).limit(bindparam("b_limit"))
 
 
 class ThreadGetInput(ToolInput):
