@@ -545,10 +545,14 @@ def test_a_client_that_disconnects_while_a_directive_tool_waits_still_learns_wha
             body = chat_body(conversation, "make a news category")
             with client.stream("POST", "/api/chat", json=body, headers={"x-csrf-token": csrf}) as response:
                 assert response.status_code == 200
-                for line in response.iter_lines():
+                # Keep a reference: an abandoned line iterator is closed at once, and closing it hangs up.
+                lines = response.iter_lines()
+                for line in lines:
                     if '"tool-input-available"' in line:
                         break
-            assert wait_for(lambda: directives(platform), 5), "the directive was not filed"
+                # Hang up once the tool has filed and waits for the outcome. A hang-up before the tool starts
+                # rightly files nothing; how soon the server notices one is not what this test is about.
+                assert wait_for(lambda: directives(platform), 5), "the directive was not filed"
 
             def settled() -> bool:
                 messages = store(platform).messages(conversation)
