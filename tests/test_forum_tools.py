@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import timedelta
 
 import pytest
 from conftest import Org, make_org
@@ -24,7 +26,9 @@ from fleetprompt.accounts.context import RequestContext
 from fleetprompt.accounts.users import set_membership
 from fleetprompt.errors import Conflict, Forbidden, IdempotencyKeyReused, InvalidInput, InvalidState, NotFound
 from fleetprompt.ledger import SignalFilter
+from fleetprompt.ledger.dispatch import NoDispatch
 from fleetprompt.platform import Platform
+from fleetprompt.runner.execute import execute_directive
 from fleetprompt.tools.ledger import REDACTED
 
 HIDDEN = "[hidden by a moderator]"
@@ -683,3 +687,41 @@ def test_review_fixes_slugs_keys_hidden_edits_and_search_limits(platform: Platfo
     visible = [reply(platform, member, thread_id, f"zebra stripes {i}") for i in range(2)]
     assert sorted(i for _, i in hits(platform, member, "zebra", limit=2)) == sorted(visible)
     assert len(hits(platform, admin, "zebra", limit=10)) == 8
+
+
+def test_a_rerun_reply_answers_with_its_post_even_once_the_thread_is_locked(platform: Platform, org: Org) -> None:
+    admin, member = org.ctx("admin"), org.ctx("member")
+    thread_id, _ = new_thread(platform, member, new_category(platform, admin))
+    first = done(platform, member, "forum_reply", thread_id=str(thread_id), content="Only once")
+    done(platform, admin, "forum_lock_thread", thread_id=str(thread_id))
+    platform.ledger.rerun(admin, first.directive_id)
+    again = platform.ledger.get("acme", first.directive_id)
+    assert (again.status, again.run_number, again.result) == ("succeeded", 2, first.result)
+    assert list(posts_of(platform, member, thread_id)).count(uuid.UUID(first.result["post_id"])) == 1
+    assert len(signal_ids(platform, name="forum.post.created")) == 2  # the thread's first post and this reply
+
+
+def test_a_reply_attempt_whose_claim_was_taken_over_adds_nothing(
+    platform: Platform, org: Org, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sweeper handed the claim to a new attempt, which made the post; the old attempt, finishing late, finds
+    that post instead of adding another (no duplicate-key error), and its transaction rolls back."""
+    admin, member = org.ctx("admin"), org.ctx("member")
+    thread_id, _ = new_thread(platform, member, new_category(platform, admin))
+    platform.ledger.dispatcher = NoDispatch()  # this test runs each attempt itself
+    receipt = call(platform, member, "forum_reply", thread_id=str(thread_id), content="Late or not")
+    stale = platform.ledger.claim("acme", receipt.directive_id)
+    assert stale is not None and stale.lease_expires_at is not None
+    platform.ledger.clock = lambda: stale.lease_expires_at + timedelta(seconds=1)
+    assert [d.id for d in platform.ledger.reclaim_expired("acme")] == [receipt.directive_id]
+    fresh = platform.ledger.claim("acme", receipt.directive_id)
+    assert fresh is not None and fresh.attempt == 2
+    finished = execute_directive(platform.ledger, "acme", fresh)
+    assert finished is not None and finished.status == "succeeded"
+    with caplog.at_level(logging.WARNING):
+        assert execute_directive(platform.ledger, "acme", stale) is None
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "claim lost" in caplog.text
+    assert len(posts_of(platform, member, thread_id)) == 2  # the first post and one reply
+    assert platform.ledger.get("acme", receipt.directive_id).result == finished.result
+    assert len(signal_ids(platform, name="forum.post.created")) == 2

@@ -8,10 +8,11 @@ import uuid
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, insert
+from sqlalchemy import Insert, bindparam
 from sqlmodel import select
 from sqlmodel.sql.expression import Select
 
+from fleetprompt.db.engine import dialect_name, insert_for
 from fleetprompt.db.rows import fetch, insert_unique
 from fleetprompt.errors import InvalidState
 from fleetprompt.ledger.execution import DirectiveRun
@@ -102,9 +103,13 @@ def create_thread(run: DirectiveRun) -> dict[str, Any]:
 
 
 @cache
-def _insert_post() -> Insert:
-    """Replies are the hot path: a prebuilt INSERT binds a dict, where an ORM add and flush cost twice the CPU."""
-    return insert(ForumPost.__table__)  # type: ignore[attr-defined]
+def _insert_post(dialect: str) -> Insert:
+    """Replies are the hot path: a prebuilt INSERT binds a dict, where an ORM add and flush cost twice the CPU.
+    A post this directive already made (its id is unique on posts) is left as it is and returns no id."""
+    posts = ForumPost.__table__  # type: ignore[attr-defined]
+    return (
+        insert_for(dialect)(posts).on_conflict_do_nothing(index_elements=["created_by_directive"]).returning(posts.c.id)
+    )
 
 
 @cache
@@ -114,13 +119,13 @@ def _post_of_directive() -> Select[tuple[uuid.UUID, uuid.UUID, str]]:
     )
 
 
-def _new_post(run: DirectiveRun, thread_id: uuid.UUID, content: str) -> uuid.UUID:
-    """A post by the requester. Its fact carries ids and sizes, never the text: moderators may hide the text
-    later, and signals are immutable."""
+def _new_post(run: DirectiveRun, thread_id: uuid.UUID, content: str) -> uuid.UUID | None:
+    """A post by the requester, or None when this directive already made one. Its fact carries ids and sizes, never
+    the text: moderators may hide the text later, and signals are immutable."""
     author_type, author_id = _author(run)
     post_id, now = uuid7(), utcnow()
-    run.session.connection().execute(
-        _insert_post(),
+    inserted = run.session.connection().execute(
+        _insert_post(dialect_name(run.session)),
         {
             "id": post_id,
             "thread_id": thread_id,
@@ -135,6 +140,8 @@ def _new_post(run: DirectiveRun, thread_id: uuid.UUID, content: str) -> uuid.UUI
             "edited_at": None,
         },
     )
+    if inserted.first() is None:
+        return None
     run.emit(
         "forum.post.created",
         {
@@ -178,12 +185,25 @@ def unlock_thread(run: DirectiveRun) -> dict[str, Any]:
 def create_post(run: DirectiveRun) -> dict[str, Any]:
     p = run.payload
     assert isinstance(p, types.PostCreate)
-    found = run.session.connection().execute(_post_of_directive(), {"b_directive": run.directive.id}).first()
-    if found is not None:
-        return {"post_id": str(found.id), "thread_id": str(found.thread_id), "status": found.status}
+    # A first run has no post yet (a run that made one also committed its success), so only a rerun looks first:
+    # it answers with the post its first run made, whatever became of the thread since.
+    if run.directive.run_number > 1 and (found := _post_made_by(run)) is not None:
+        return found
     types.open_thread(run.session, p.thread_id, lock=True)
     post_id = _new_post(run, p.thread_id, p.content)
+    if post_id is None:  # an attempt whose claim was taken over: the attempt that replaced it made the post
+        made = _post_made_by(run)
+        if made is None:
+            raise RuntimeError(f"the post directive {run.directive.id} made is gone")
+        return made
     return {"post_id": str(post_id), "thread_id": str(p.thread_id), "status": PostStatus.published.value}
+
+
+def _post_made_by(run: DirectiveRun) -> dict[str, Any] | None:
+    found = run.session.connection().execute(_post_of_directive(), {"b_directive": run.directive.id}).first()
+    if found is None:
+        return None
+    return {"post_id": str(found.id), "thread_id": str(found.thread_id), "status": found.status}
 
 
 @directive_types.handles("forum.post.edit")
