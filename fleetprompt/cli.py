@@ -379,8 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Migration chatter is noise for an operator; warnings and errors still show.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level]))
+    # Migration chatter is noise for an operator; warnings and errors still show. So are Huey's two lines per task
+    # (the ledger records every run as signals), below DEBUG; the consumer's own start and stop lines stay.
+    quiet = max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level])
+    logging.getLogger("alembic").setLevel(quiet)
+    logging.getLogger("huey").setLevel(quiet)
+    logging.getLogger("huey.consumer").setLevel(settings.log_level)
     platform = None
     try:
         platform = Platform.build(settings)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from fleetprompt.config import Settings
 
 QUEUE_NAME = "fleetprompt"
+REVOKE_PREFIX = "r:"  # huey.api.Task.revoke_id
 
 
 class LedgerHuey(Huey):
@@ -26,6 +27,12 @@ class LedgerHuey(Huey):
         raise NotImplementedError("FleetPrompt tasks are not revoked: cancel the directive instead")
 
     revoke = revoke_all = revoke_by_id = _revoking
+
+    def delete(self, key: str) -> Any:
+        """Huey clears a task's revocation flag after every task, a query each time; none is ever set here."""
+        if key.startswith(REVOKE_PREFIX):
+            return None
+        return super().delete(key)
 
 
 class PostgresQueueStorage(PostgresStorage):
