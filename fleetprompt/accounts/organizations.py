@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from fleetprompt.accounts.context import OrgRef
 from fleetprompt.db.engine import Database
-from fleetprompt.db.migrate import drop_tenant_storage, upgrade_tenant
+from fleetprompt.db.migrate import create_tenant_storage, drop_tenant_storage
 from fleetprompt.db.tenancy import validate_slug
 from fleetprompt.errors import Conflict, InvalidInput, NotFound
 from fleetprompt.models.tenancy import Organization, Tier
@@ -33,10 +33,10 @@ def create_organization(db: Database, slug: str, name: str, tier: str = Tier.fre
             session.flush()
             if db.is_postgres:
                 # Schema, tables and the organization row commit or roll back together.
-                upgrade_tenant(db, slug, connection=session.connection())
+                create_tenant_storage(db, slug, connection=session.connection())
             else:
                 try:
-                    upgrade_tenant(db, slug)
+                    create_tenant_storage(db, slug)
                 except BaseException:
                     drop_tenant_storage(db, slug)
                     raise

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlmodel import select
 
 from fleetprompt.db.engine import Database
@@ -26,6 +28,17 @@ def _upgrade(tree: str, connection: Connection) -> None:
 def upgrade_shared(db: Database) -> None:
     with db.engine.begin() as connection:
         _upgrade("shared", connection)
+
+
+def create_tenant_storage(db: Database, slug: str, connection: Connection | None = None) -> None:
+    """A new tenant's storage at head. On PostgreSQL, pass `connection` to make this part of a larger transaction."""
+    if not db.is_postgres:
+        upgrade_tenant(db, slug)
+    elif connection is None:
+        with db.engine.begin() as own:
+            _create_pg_schema(own, schema_name(slug))
+    else:
+        _create_pg_schema(connection, schema_name(slug))
 
 
 def upgrade_tenant(db: Database, slug: str, connection: Connection | None = None) -> None:
@@ -56,6 +69,34 @@ def _upgrade_pg_schema(connection: Connection, schema: str) -> None:
     connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
     _upgrade("tenant", connection)
     connection.exec_driver_sql(f"SET LOCAL search_path TO {previous}")
+
+
+def _create_pg_schema(connection: Connection, schema: str) -> None:
+    """A schema that does not exist yet gets the tenant tree's head script in one round trip; one that does (left
+    from an earlier attempt) is brought to head by the migrations, as `db upgrade` would."""
+    previous, exists = connection.execute(
+        text("SELECT current_setting('search_path'), EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :schema)"),
+        {"schema": schema},
+    ).one()
+    if exists:
+        _upgrade_pg_schema(connection, schema)
+        return
+    connection.exec_driver_sql(
+        f'CREATE SCHEMA "{schema}"; SET LOCAL search_path TO "{schema}";\n{tenant_head_script("postgresql")}\n'
+        f"SET LOCAL search_path TO {previous};"
+    )
+
+
+@cache
+def tenant_head_script(dialect: str) -> str:
+    """The tenant tree from nothing to head as one SQL script (Alembic's offline mode), rendered once per process.
+    Running the migrations operation by operation cost about 50 ms per new organization (bench/, benchmark 4)."""
+    buffer = io.StringIO()
+    config = Config(output_buffer=buffer)
+    config.set_main_option("script_location", str(MIGRATIONS / "tenant"))
+    config.attributes["dialect_name"] = dialect
+    command.upgrade(config, "head", sql=True)
+    return buffer.getvalue()
 
 
 def drop_tenant_storage(db: Database, slug: str, connection: Connection | None = None) -> None:

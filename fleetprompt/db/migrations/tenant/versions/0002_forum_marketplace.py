@@ -145,13 +145,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_installation_resources_installation_id", "installation_resources", ["installation_id"])
 
-    statements = POSTGRES_FTS if op.get_bind().dialect.name == "postgresql" else SQLITE_FTS
+    statements = POSTGRES_FTS if op.get_context().dialect.name == "postgresql" else SQLITE_FTS
     for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
+    if op.get_context().dialect.name == "sqlite":
         op.execute("DROP TABLE IF EXISTS fts_forum")
     for table in (
         "installation_resources",
