@@ -18,7 +18,8 @@ REVOKE_PREFIX = "r:"  # huey.api.Task.revoke_id
 class LedgerHuey(Huey):
     """Huey without task revocation. Stopping work is the ledger's business (canceling a directive is recorded,
     role-checked and signalled), and a task whose directive was canceled finds nothing to claim. Huey would
-    otherwise read its revocation keys from storage before every task: a query per task (bench/, benchmark 1)."""
+    otherwise read a task's revocation flags before running it and clear them after: two queries per task
+    (bench/, benchmark 1)."""
 
     def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
         return False
@@ -29,7 +30,7 @@ class LedgerHuey(Huey):
     revoke = revoke_all = revoke_by_id = _revoking
 
     def delete(self, key: str) -> Any:
-        """Huey clears a task's revocation flag after every task, a query each time; none is ever set here."""
+        """No revocation flag is ever set here, so there is none to clear after a task."""
         if key.startswith(REVOKE_PREFIX):
             return None
         return super().delete(key)
