@@ -105,7 +105,7 @@ def create_thread(run: DirectiveRun) -> dict[str, Any]:
 @cache
 def _insert_post(dialect: str) -> Insert:
     """Replies are the hot path: a prebuilt INSERT binds a dict, where an ORM add and flush cost twice the CPU.
-    A post this directive already made (its id is unique on posts) is left as it is and returns no id."""
+    A post this directive already made (a directive makes at most one) is left as it is and returns no id."""
     posts = ForumPost.__table__  # type: ignore[attr-defined]
     return (
         insert_for(dialect)(posts).on_conflict_do_nothing(index_elements=["created_by_directive"]).returning(posts.c.id)
