@@ -105,7 +105,7 @@ class Database:
 
     def tenant_engine(self, slug: str) -> Engine:
         """The engine whose `tenant` placeholder schema points at this tenant's storage."""
-        return self._engines(slug)[0]
+        return self._engines(slug).transactions
 
     def _engines(self, slug: str) -> _TenantEngines:
         """A tenant's engines for transactions and for reads, built once: building them costs more than a read.

@@ -98,8 +98,8 @@ def create_thread(run: DirectiveRun) -> dict[str, Any]:
             dedupe_key=f"forum.thread.created:{thread.id}",
         )
         _new_post(run, thread.id, p.content)
-    first = run.session.exec(select(ForumPost.id).where(ForumPost.created_by_directive == run.directive.id)).one()
-    return {"thread_id": str(thread.id), "post_id": str(first), "status": thread.status}
+    first = _existing_post(run)
+    return {"thread_id": str(thread.id), "post_id": first["post_id"], "status": thread.status}
 
 
 @cache
@@ -192,11 +192,16 @@ def create_post(run: DirectiveRun) -> dict[str, Any]:
     types.open_thread(run.session, p.thread_id, lock=True)
     post_id = _new_post(run, p.thread_id, p.content)
     if post_id is None:  # an attempt whose claim was taken over: the attempt that replaced it made the post
-        made = _post_made_by(run)
-        if made is None:
-            raise RuntimeError(f"the post directive {run.directive.id} made is gone")
-        return made
+        return _existing_post(run)
     return {"post_id": str(post_id), "thread_id": str(p.thread_id), "status": PostStatus.published.value}
+
+
+def _existing_post(run: DirectiveRun) -> dict[str, Any]:
+    """The post this directive made, which must exist (this transaction or a committed one inserted it)."""
+    made = _post_made_by(run)
+    if made is None:
+        raise RuntimeError(f"the post directive {run.directive.id} made is gone")
+    return made
 
 
 def _post_made_by(run: DirectiveRun) -> dict[str, Any] | None:
